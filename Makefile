@@ -1,0 +1,43 @@
+# The project's verbs. `make setup` once (idempotent), then `make test` = exactly what CI runs.
+SHELL := /bin/bash
+VENV ?= .venv
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
+export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
+# Build scratch (reports, screenshots, bench output): never committed.
+BUILD ?= build
+
+.PHONY: setup lint pytest molecule test bench e2e clean
+
+setup:
+	scripts/setup.sh
+
+lint:
+	yamllint --strict .
+	ansible-lint --profile production
+	ruff check app tests
+	ruff format --check app tests
+	mypy app/src
+
+pytest:
+	pytest tests
+
+molecule:
+	@set -e; for scenario in $$(ls molecule); do \
+	  [ -f molecule/$$scenario/molecule.yml ] || continue; \
+	  echo "==> molecule test -s $$scenario"; molecule test -s $$scenario; \
+	done
+
+test: lint pytest molecule
+
+bench:
+	mkdir -p $(BUILD)
+	python -m benchmarks
+
+e2e:
+	mkdir -p $(BUILD)/e2e
+	pytest e2e
+
+clean:
+	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""Small value types the pipeline stages pass to each other (no stage shares globals)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+UNKNOWN = "Unknown"
+"""The name given to a face the model does not know, everywhere: page, JSON, metrics."""
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """A face's bounding box in pixels of the full-size frame (face_recognition's order)."""
+
+    top: int
+    right: int
+    bottom: int
+    left: int
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    def as_css(self) -> tuple[int, int, int, int]:
+        """(top, right, bottom, left), the order face_recognition uses."""
+        return (self.top, self.right, self.bottom, self.left)
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Who a face encoding is: a known name and its distance, or UNKNOWN.
+
+    `distance` is the Euclidean distance to the nearest known encoding (lower is closer);
+    None when the model is empty.
+    """
+
+    name: str
+    distance: float | None
+
+    @property
+    def known(self) -> bool:
+        return self.name != UNKNOWN
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A face found in a frame, and who it is."""
+
+    box: Box
+    match: Match

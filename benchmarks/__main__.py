@@ -1,0 +1,25 @@
+"""`make bench`: run every benchmark module in this package; each prints ratios from one run.
+
+Run one: `python -m benchmarks NAME` (module name without .py).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    here = Path(__file__).parent
+    names = argv or sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
+    for name in names:
+        print(f"\n===== benchmark: {name} =====", flush=True)
+        module = importlib.import_module(f"benchmarks.{name}")
+        module.main()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

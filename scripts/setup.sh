@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# One-command set-up of a controller / build machine (Debian 12), idempotent:
+#   - the Debian packages the project and its tests use,
+#   - a .venv with the pinned Python tool chain and the app (editable) with its face stack,
+#   - the collection linked where ansible-galaxy would install it,
+#   - a podman containers.conf drop-in, only where plain podman cannot run a container.
+# A second run checks and skips: it changes nothing unless a pin changed.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${VENV:-$ROOT/.venv}
+PYTHON=${PYTHON:-python3.11}
+cd "$ROOT"
+
+log() { printf '==> %s\n' "$*"; }
+
+APT_PACKAGES=(
+  podman buildah skopeo runc uidmap fuse-overlayfs slirp4netns iptables
+  docker-registry nginx libnginx-mod-rtmp ffmpeg
+  debootstrap systemd-container
+  chromium chromium-driver
+  make git curl ca-certificates
+)
+
+install_apt() {
+  local missing=()
+  for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    log "Debian packages: all ${#APT_PACKAGES[@]} present"
+    return
+  fi
+  log "Debian packages: installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  # Installing nginx must not start a system nginx on port 80: the tests run their own.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+install_venv() {
+  # The stamp records what was installed; matching pins skip pip entirely.
+  local stamp="$VENV/.edgeai-setup-stamp"
+  local want
+  want=$(cat requirements.txt app/requirements-face.txt app/pyproject.toml | sha256sum | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import edgeface, face_recognition' 2>/dev/null; then
+    log "venv: $VENV up to date"
+    return
+  fi
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  log "venv: installing pinned tools and the app into $VENV"
+  "$VENV/bin/pip" install -q --upgrade "pip==25.3"
+  "$VENV/bin/pip" install -q -r requirements.txt
+  # face_recognition declares a dependency on `dlib`, which pip would compile (~10 min);
+  # dlib-bin (in requirements.txt) provides the same module prebuilt, so these go in without deps.
+  "$VENV/bin/pip" install -q --no-deps -r app/requirements-face.txt
+  "$VENV/bin/pip" install -q --no-deps -e app
+  echo "$want" > "$stamp"
+}
+
+link_collection() {
+  # ansible finds edgeai.appliance.* (FQCN) through this link, as if installed from Galaxy.
+  local dir="$ROOT/.collections/ansible_collections/edgeai"
+  mkdir -p "$dir"
+  if [ "$(readlink "$dir/appliance" 2>/dev/null)" != "$ROOT" ]; then
+    ln -sfn "$ROOT" "$dir/appliance"
+    log "collection: linked edgeai.appliance -> $ROOT"
+  fi
+}
+
+podman_runtime() {
+  # Plain podman fails on some hosts (crun setrlimit, hybrid cgroups). Probe with the
+  # offline base image; only when it fails install runc/cgroupfs settings as a drop-in.
+  "$ROOT/scripts/base-image.sh"
+  local dropin=/etc/containers/containers.conf.d/50-edgeai-runc.conf
+  if podman run --rm localhost/debian:bookworm true >/dev/null 2>&1; then
+    log "podman: runs containers as configured"
+    return
+  fi
+  log "podman: plain run fails here; installing $dropin"
+  mkdir -p "$(dirname "$dropin")"
+  install -m 0644 "$ROOT/scripts/containers.conf" "$dropin"
+  podman run --rm localhost/debian:bookworm true
+}
+
+install_apt
+install_venv
+link_collection
+podman_runtime
+log "set-up complete: activate with 'source .venv/bin/activate' (make targets do it for you)"
