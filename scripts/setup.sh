@@ -15,7 +15,7 @@ cd "$ROOT"
 log() { printf '==> %s\n' "$*"; }
 
 APT_PACKAGES=(
-  podman buildah skopeo runc uidmap fuse-overlayfs slirp4netns iptables
+  podman catatonit buildah skopeo runc uidmap fuse-overlayfs slirp4netns iptables
   docker-registry nginx libnginx-mod-rtmp ffmpeg
   debootstrap systemd-container
   chromium chromium-driver
