@@ -1,0 +1,215 @@
+"""Sub-commands for the model: train, inspect, validate, convert-legacy.
+
+Exit codes: 0 done; 1 refused (empty model, a --strict run that skipped photos, a model that
+fails validation, a file that is not a usable model); 2 bad command line (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from edgeface.recogniser import DEFAULT_TOLERANCE
+
+
+def register(subparsers: Any) -> None:
+    """Add the model commands to the `edgeface` parser's sub-parsers."""
+    train = subparsers.add_parser(
+        "train",
+        help="photos → model.data",
+        description="Train a model from a folder of Name.jpg / Name/*.jpg photos or a metadata.yaml.",
+    )
+    train.add_argument(
+        "photos", nargs="?", help="folder of photos or metadata.yaml (default: $MODEL_TRAINING_YAML)"
+    )
+    train.add_argument(
+        "-o", "--output", default=os.environ.get("MODEL_FILENAME", "model.data"), help="model file to write"
+    )
+    train.add_argument(
+        "--cache", type=Path, help="encoding cache folder (default: <output dir>/.edgeface-cache)"
+    )
+    train.add_argument("--no-cache", action="store_true", help="analyse every photo afresh, write no cache")
+    train.add_argument("--version", dest="model_version", help="model version (default: YYMMDDHHMM, UTC)")
+    train.add_argument(
+        "--strict", action="store_true", help="fail (and write nothing) if any photo is skipped"
+    )
+    train.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="worker processes")
+    train.add_argument(
+        "--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE, help="recorded in the model"
+    )
+    train.add_argument(
+        "--max-side", type=int, default=1280, help="detect on photos scaled down to this size (0: full size)"
+    )
+    train.set_defaults(handler=run_train)
+
+    inspect = subparsers.add_parser("inspect", help="print a model's metadata")
+    inspect.add_argument("model", type=Path)
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(handler=run_inspect)
+
+    validate = subparsers.add_parser(
+        "validate", help="the validation gate", description="Refuse a model that does not know its people."
+    )
+    validate.add_argument("model", type=Path)
+    validate.add_argument(
+        "photos", nargs="?", help="folder of photos or metadata.yaml (default: $MODEL_TRAINING_YAML)"
+    )
+    validate.add_argument("--tolerance", type=_tolerance, help="default: the model's own tolerance")
+    validate.add_argument(
+        "--cache", type=Path, help="encoding cache folder (default: <model dir>/.edgeface-cache)"
+    )
+    validate.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="worker processes")
+    validate.set_defaults(handler=run_validate)
+
+    convert = subparsers.add_parser(
+        "convert-legacy",
+        help="convert the original demo's pickled model.data",
+        description="Read a pickled model of the original demo ONCE and write it in the safe format. "
+        "Unpickling can run code: only for files you made yourself.",
+    )
+    convert.add_argument("legacy", type=Path, help="the old pickled model.data")
+    convert.add_argument("-o", "--output", required=True, type=Path)
+    convert.add_argument("--i-trust-this-file", action="store_true", help="required: you made this pickle")
+    convert.add_argument("--version", dest="model_version", help="model version (default: YYMMDDHHMM, UTC)")
+    convert.set_defaults(handler=run_convert_legacy)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _tolerance(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value <= 1.5:
+        raise argparse.ArgumentTypeError(f"must be in (0, 1.5], got {text}")
+    return value
+
+
+def _error(message: str) -> int:
+    print(f"edgeface: {message}", file=sys.stderr)
+    return 1
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from edgeface import training  # noqa: PLC0415 (heavy: cv2, face stack)
+    from edgeface.model import save_model  # noqa: PLC0415
+
+    output = Path(args.output)
+    cache = None if args.no_cache else (args.cache or training.default_cache_dir(output))
+    settings = training.DetectionSettings(max_side=args.max_side)
+    progress = training.Progress()
+    try:
+        source = training.photos_source_from_env(args.photos)
+        result = training.train(
+            source,
+            settings=settings,
+            cache_dir=cache,
+            jobs=args.jobs,
+            tolerance=args.tolerance,
+            version=args.model_version,
+            on_total=progress.start,
+            on_result=progress.advance,
+        )
+    except training.TrainingError as error:
+        return _error(str(error))
+    print(training.format_summary(result))
+    if result.model is None:
+        return _error(f"no usable photo in {source}: nothing written ({output} left as it was)")
+    if args.strict and result.skipped:
+        return _error(f"--strict: {len(result.skipped)} photos skipped: nothing written")
+    file_sha = save_model(result.model, output)
+    print(f"wrote {output}: version {result.model.version}, sha256 {file_sha}")
+    return 0
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    import hashlib  # noqa: PLC0415
+
+    from edgeface.model import ModelError, load_model  # noqa: PLC0415
+
+    try:
+        model = load_model(args.model)
+    except ModelError as error:
+        return _error(str(error))
+    file_sha = hashlib.sha256(args.model.read_bytes()).hexdigest()
+    if args.json:
+        record = {"path": str(args.model), "sha256": file_sha, "rows": len(model), "metadata": model.metadata}
+        print(json.dumps(record, indent=2, ensure_ascii=False, sort_keys=True))
+        return 0
+    meta = model.metadata
+    print(f"model     {args.model}")
+    print(f"version   {model.version}")
+    print(f"created   {meta.get('created', '?')}")
+    print(f"sha256    {file_sha}")
+    print(f"rows      {len(model)} encodings of {len(model.people)} people")
+    print(f"tolerance {meta.get('tolerance', '?')}")
+    print(f"detector  {json.dumps(meta.get('detector', {}), sort_keys=True)}")
+    print(f"libraries {json.dumps(meta.get('libraries', {}), sort_keys=True)}")
+    print("people:")
+    for person in model.people:
+        print(f"  {person}  ({model.names.count(person)} photos)")
+    skipped = meta.get("skipped") or []
+    if skipped:
+        print(f"skipped at training: {len(skipped)}")
+        for entry in skipped:
+            print(f"  {entry.get('file')}: {entry.get('reason')}")
+    return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from edgeface import training, validation  # noqa: PLC0415 (heavy: cv2, face stack)
+    from edgeface.model import ModelError, load_model  # noqa: PLC0415
+
+    try:
+        model = load_model(args.model)
+        source = training.photos_source_from_env(args.photos)
+        photos, missing = training.discover_photos(source)
+    except (ModelError, training.TrainingError) as error:
+        return _error(str(error))
+    tolerance = args.tolerance or float(model.metadata.get("tolerance", DEFAULT_TOLERANCE))
+    settings = training.DetectionSettings.from_metadata(model.metadata)
+    cache = training.EncodingCache(args.cache or training.default_cache_dir(args.model), settings)
+    analysed, _ = training.analyse_photos(photos, settings, cache, jobs=args.jobs)
+    report = validation.validate_model(model, missing + analysed, tolerance)
+    print(validation.format_report(report))
+    return 0 if report.passed else 1
+
+
+def run_convert_legacy(args: argparse.Namespace) -> int:
+    from edgeface import training  # noqa: PLC0415
+    from edgeface.model import FaceModel, new_version, save_model, utc_timestamp  # noqa: PLC0415
+
+    if not args.i_trust_this_file:
+        return _error(
+            f"{args.legacy}: refusing to read a pickle: unpickling can run any code it contains. "
+            "If you made this file yourself, pass --i-trust-this-file."
+        )
+    try:
+        encodings, names = training.read_legacy_model(args.legacy)
+        people = {name: names.count(name) for name in sorted(set(names))}
+        model = FaceModel(
+            encodings,
+            names,
+            {
+                "version": args.model_version or new_version(),
+                "created": utc_timestamp(),
+                "people": people,
+                "converted_from": {"file": args.legacy.name, "sha256": training.file_sha256(args.legacy)},
+                "libraries": training.library_versions(),
+                "tolerance": DEFAULT_TOLERANCE,
+            },
+        )
+    except (training.TrainingError, ValueError) as error:
+        return _error(f"{args.legacy}: {error}" if str(args.legacy) not in str(error) else str(error))
+    if len(model) == 0:
+        return _error(f"{args.legacy}: the legacy model is empty: nothing written")
+    file_sha = save_model(model, args.output)
+    print(f"wrote {args.output}: {len(model)} encodings of {len(people)} people, sha256 {file_sha}")
+    return 0
