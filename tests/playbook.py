@@ -1,0 +1,60 @@
+"""Run the project's playbooks the way a user does, from the repository root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def ansible_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_ROLES_PATH=str(REPO_ROOT / "roles"),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def run_playbook(
+    playbook: str, *args: str, extra_vars: dict[str, str] | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """ansible-playbook PLAYBOOK ARGS… from the repo root; output captured as text.
+
+    With check=True a non-zero exit raises AssertionError carrying the playbook's output.
+    """
+    command: list[str] = [str(BIN / "ansible-playbook"), playbook, *args]
+    for name, value in (extra_vars or {}).items():
+        command += ["-e", f"{name}={value}"]
+    result = subprocess.run(
+        command, cwd=REPO_ROOT, env=ansible_env(), capture_output=True, text=True, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(command)} exited {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def recap_counts(output: str) -> dict[str, int]:
+    """Sum the PLAY RECAP counters (ok, changed, failed, ...) over every host."""
+    totals: dict[str, int] = {}
+    in_recap = False
+    for line in output.splitlines():
+        if line.startswith("PLAY RECAP"):
+            in_recap = True
+            continue
+        if in_recap and ":" in line and "=" in line:
+            for field in line.split(":", 1)[1].split():
+                name, _, value = field.partition("=")
+                if value.isdigit():
+                    totals[name] = totals.get(name, 0) + int(value)
+    return totals
