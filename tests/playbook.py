@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +38,8 @@ def run_playbook(
     )
     if check and result.returncode != 0:
         raise AssertionError(
-            f"{' '.join(command)} exited {result.returncode}\n{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+            f"{' '.join(command)} exited {result.returncode}\n"
+            f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
         )
     return result
 

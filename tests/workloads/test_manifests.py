@@ -99,14 +99,23 @@ def test_the_validator_refuses_unknown_kinds_and_fields() -> None:
             strict=True,
         )
     with pytest.raises(kubernetes_validate.SchemaNotFoundError):
-        kubernetes_validate.validate({"apiVersion": "v9", "kind": "Nope", "metadata": {"name": "x"}}, "1.26", strict=True)
-    route = {"apiVersion": "route.openshift.io/v1", "kind": "Route", "metadata": {"name": "r"}, "spec": {"too": {}}}
+        kubernetes_validate.validate(
+            {"apiVersion": "v9", "kind": "Nope", "metadata": {"name": "x"}}, "1.26", strict=True
+        )
+    route = {
+        "apiVersion": "route.openshift.io/v1",
+        "kind": "Route",
+        "metadata": {"name": "r"},
+        "spec": {"too": {}},
+    }
     with pytest.raises(jsonschema.ValidationError):
         validate(route)
 
 
 def test_the_tree_builds_with_kustomize(nuc_tree: Path) -> None:
-    built = subprocess.run(["kubectl", "kustomize", str(nuc_tree)], capture_output=True, text=True, check=True)
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(nuc_tree)], capture_output=True, text=True, check=True
+    )
     objects = [obj for obj in yaml.safe_load_all(built.stdout) if obj]
     names = sorted(f"{obj['kind']}/{obj['metadata']['name']}" for obj in objects)
     assert names == sorted(
@@ -195,7 +204,11 @@ def test_a_node_port_outside_the_range_names_the_variable(tmp_path: Path) -> Non
         "playbooks/deploy.yml",
         "-i",
         "inventories/local",
-        extra_vars={"edge_runtime": "manifests", "edge_manifests_dir": str(tmp_path), "nginx_rtmp_node_port": "1935"},
+        extra_vars={
+            "edge_runtime": "manifests",
+            "edge_manifests_dir": str(tmp_path),
+            "nginx_rtmp_node_port": "1935",
+        },
         check=False,
     )
     assert result.returncode != 0
