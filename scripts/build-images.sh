@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Builds the appliance's container images with podman from images/<name>/Containerfile.
+#
+#   scripts/build-images.sh [options] [IMAGE...]
+#
+# IMAGE: webapp, webapp-l4t, model, busybox, nginx-rtmp, registry. Default: webapp, nginx-rtmp,
+# registry, and model when --model-file is given (plus busybox, its base, with --offline-base).
+# webapp-l4t is built only when named (it needs NVIDIA's l4t base and an arm64 builder).
+#
+# Options:
+#   --offline-base        build every image FROM localhost/debian:bookworm (made by
+#                         scripts/base-image.sh from a debootstrapped root, built here when missing),
+#                         the model on a busybox built from Debian's busybox-static package, and the
+#                         registry from Debian's docker-registry package: nothing is pulled.
+#   --base-image REF      Debian base (default docker.io/library/debian:bookworm-slim)
+#   --registry-source S   upstream (pull docker.io/library/registry:2, the default) or debian
+#                         (build from Debian's docker-registry; implied by --offline-base)
+#   --prefix REF          image name prefix (default localhost/ai-for-edge)
+#   --tag TAG             tag of webapp, webapp-l4t, busybox, nginx-rtmp, registry (default latest)
+#   --model-file PATH     the model.data that goes into the model image
+#   --model-version V     the model image's tag and label (default: now, UTC, YYMMDDHHMM)
+#   --model-base REF      base of the model image (default docker.io/library/busybox:1.36.1)
+#   --l4t-base REF        base of webapp-l4t (default nvcr.io/nvidia/l4t-jetpack:r36.4.0)
+#   --arch ARCH           amd64 or arm64 (default: this machine's); selects the wheels and
+#                         podman's --platform (another arch needs qemu-user-static binfmt)
+#   --push REGISTRY       push each built image to REGISTRY/<name>:<tag> (skipped when the
+#                         registry already holds that image)
+#   --push-tls-verify B   true (default) or false for an edge registry without TLS
+#
+# Python wheels are prepared on this machine (pip wheel / pip download, pinned by
+# requirements.txt) and copied into the build: pip inside a build needs network and a trust
+# store the base image may lack. Prints one line per image: "==> IMAGE REF: built|unchanged ID"
+# and, with --push, "==> push REF: pushed|up to date".
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
+[ -x "$PYTHON" ] || PYTHON=python3
+STAGE=${IMAGES_STAGE_DIR:-$ROOT/build/images}
+
+offline=false
+base_image=docker.io/library/debian:bookworm-slim
+base_image_set=false
+registry_source=""
+prefix=localhost/ai-for-edge
+tag=latest
+model_file=""
+model_version=""
+model_base=""
+l4t_base=nvcr.io/nvidia/l4t-jetpack:r36.4.0
+dlib_version=${DLIB_VERSION:-19.24.6}
+push=""
+push_tls_verify=true
+case "$(uname -m)" in
+  x86_64) arch=amd64 ;;
+  aarch64) arch=arm64 ;;
+  *) arch=$(uname -m) ;;
+esac
+images=()
+
+die() { echo "build-images: $*" >&2; exit 2; }
+log() { printf '==> %s\n' "$*"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --offline-base) offline=true ;;
+    --base-image) base_image=${2:?--base-image needs a value}; base_image_set=true; shift ;;
+    --registry-source) registry_source=${2:?--registry-source needs a value}; shift ;;
+    --prefix) prefix=${2:?--prefix needs a value}; shift ;;
+    --tag) tag=${2:?--tag needs a value}; shift ;;
+    --model-file) model_file=${2:?--model-file needs a value}; shift ;;
+    --model-version) model_version=${2:?--model-version needs a value}; shift ;;
+    --model-base) model_base=${2:?--model-base needs a value}; shift ;;
+    --l4t-base) l4t_base=${2:?--l4t-base needs a value}; shift ;;
+    --arch) arch=${2:?--arch needs a value}; shift ;;
+    --push) push=${2:?--push needs a value}; shift ;;
+    --push-tls-verify) push_tls_verify=${2:?--push-tls-verify needs a value}; shift ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) images+=("$1") ;;
+  esac
+  shift
+done
+
+case "$arch" in
+  amd64) pip_arch=x86_64 ;;
+  arm64) pip_arch=aarch64 ;;
+  *) die "--arch $arch: expected amd64 or arm64" ;;
+esac
+case "$push_tls_verify" in true|false) ;; *) die "--push-tls-verify $push_tls_verify: expected true or false" ;; esac
+if $offline; then
+  $base_image_set || base_image=localhost/debian:bookworm
+  : "${registry_source:=debian}"
+  : "${model_base:=$prefix/busybox:$tag}"
+fi
+: "${registry_source:=upstream}"
+: "${model_base:=docker.io/library/busybox:1.36.1}"
+case "$registry_source" in upstream|debian) ;; *) die "--registry-source $registry_source: expected upstream or debian" ;; esac
+: "${model_version:=$(date -u +%y%m%d%H%M)}"
+
+if [ ${#images[@]} -eq 0 ]; then
+  images=(webapp nginx-rtmp registry)
+  [ -z "$model_file" ] || images+=(model)
+fi
+for name in "${images[@]}"; do
+  case "$name" in
+    webapp|webapp-l4t|model|busybox|nginx-rtmp|registry) ;;
+    *) die "unknown image '$name' (expected webapp, webapp-l4t, model, busybox, nginx-rtmp, registry)" ;;
+  esac
+done
+if [[ " ${images[*]} " == *" model "* ]]; then
+  # Offline, the model's base is our busybox image: build it first (cached after once).
+  if $offline && [[ " ${images[*]} " != *" busybox "* ]]; then images=(busybox "${images[@]}"); fi
+  [ -n "$model_file" ] || die "the model image needs --model-file PATH"
+  [ -f "$model_file" ] || die "--model-file $model_file: no such file"
+fi
+
+image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
+
+# Runs podman build for one image and reports whether the tag now points elsewhere.
+build() {
+  local ref=$1 containerfile=$2 context=$3
+  shift 3
+  local before after
+  before=$(image_id "$ref")
+  podman build --platform "linux/$arch" --layers -f "$containerfile" -t "$ref" "$@" "$context" >&2
+  after=$(image_id "$ref")
+  if [ "$before" = "$after" ]; then
+    log "$ref: unchanged ${after:0:12}"
+  else
+    log "$ref: built ${after:0:12}"
+  fi
+  built_refs+=("$ref")
+}
+
+# Copies the pinned runtime wheels for $arch into $1: the app, its dependencies and the face
+# stack; $2 = dlib-bin (prebuilt, CPU) or sdist (dlib's source for a CUDA build).
+stage_wheels() {
+  local dest=$1 dlib=$2 constraints
+  rm -rf "$dest"
+  mkdir -p "$dest"
+  # pip refuses extras in a constraints file; requirements.txt has one (moto[server]).
+  constraints="$STAGE/constraints.txt"
+  sed -E 's/\[[^]]*\]//' "$ROOT/requirements.txt" >"$constraints"
+  "$PYTHON" -m pip wheel -q --no-deps -w "$dest" "$ROOT/app" -r "$ROOT/app/requirements-face.txt" >&2
+  local extra=(setuptools pillow)
+  [ "$dlib" = dlib-bin ] && extra+=(dlib-bin)
+  "$PYTHON" -m pip download -q --only-binary :all: -c "$constraints" -d "$dest" \
+    --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+    --platform "manylinux_2_28_$pip_arch" --platform "manylinux_2_17_$pip_arch" \
+    --platform "manylinux2014_$pip_arch" --platform any \
+    "$dest"/edgeface-*.whl "${extra[@]}" >&2
+  if [ "$dlib" = sdist ]; then
+    "$PYTHON" -m pip download -q --no-deps --no-binary :all: -d "$dest" "dlib==$dlib_version" >&2
+  fi
+}
+
+pull_upstream_registry() {
+  local ref=$1 upstream=docker.io/library/registry:2
+  local before
+  before=$(image_id "$ref")
+  podman pull --platform "linux/$arch" "$upstream" >&2
+  podman tag "$upstream" "$ref"
+  if [ "$before" = "$(image_id "$ref")" ]; then log "$ref: unchanged"; else log "$ref: built (tagged $upstream)"; fi
+  built_refs+=("$ref")
+}
+
+# Pushes unless the registry's manifest already names this image's config (= its image ID).
+push_image() {
+  local ref=$1 dest remote local_id
+  dest="$push/${ref##*/}"
+  local_id=$(image_id "$ref")
+  remote=$(skopeo inspect --raw --tls-verify="$push_tls_verify" "docker://$dest" 2>/dev/null |
+    "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get("config", {}).get("digest", ""))' 2>/dev/null || true)
+  if [ "$remote" = "sha256:$local_id" ]; then
+    log "push $dest: up to date"
+  else
+    podman push --tls-verify="$push_tls_verify" "$ref" "docker://$dest" >&2
+    log "push $dest: pushed"
+  fi
+}
+
+built_refs=()
+mkdir -p "$STAGE"
+if $offline; then "$ROOT/scripts/base-image.sh" "$base_image" >&2; fi
+common=(--build-arg "BASE_IMAGE=$base_image")
+for name in "${images[@]}"; do
+  ref="$prefix/$name:$tag"
+  dir="$ROOT/images/$name"
+  case "$name" in
+    webapp)
+      stage_wheels "$STAGE/webapp/wheels" dlib-bin
+      build "$ref" "$dir/Containerfile" "$STAGE/webapp" "${common[@]}"
+      ;;
+    webapp-l4t)
+      stage_wheels "$STAGE/webapp-l4t/wheels" sdist
+      build "$ref" "$dir/Containerfile" "$STAGE/webapp-l4t" --build-arg "BASE_IMAGE=$l4t_base"
+      ;;
+    model)
+      rm -rf "$STAGE/model"
+      mkdir -p "$STAGE/model"
+      cp "$model_file" "$STAGE/model/model.data"
+      cp "$dir/copy-model.sh" "$STAGE/model/"
+      sha=$(sha256sum "$STAGE/model/model.data" | cut -d' ' -f1)
+      ref="$prefix/model:$model_version"
+      build "$ref" "$dir/Containerfile" "$STAGE/model" --build-arg "BASE_IMAGE=$model_base" \
+        --build-arg "MODEL_VERSION=$model_version" --build-arg "MODEL_SHA256=$sha"
+      ;;
+    registry)
+      if [ "$registry_source" = upstream ]; then
+        pull_upstream_registry "$ref"
+      else
+        build "$ref" "$dir/Containerfile" "$dir" "${common[@]}"
+      fi
+      ;;
+    *)
+      build "$ref" "$dir/Containerfile" "$dir" "${common[@]}"
+      ;;
+  esac
+done
+
+if [ -n "$push" ]; then
+  for ref in "${built_refs[@]}"; do push_image "$ref"; done
+fi
