@@ -1,0 +1,216 @@
+"""Inference: detector + recogniser on one frame, run in a worker *process*.
+
+dlib holds Python's GIL for the whole of a detection (~90 ms) or an encoding (~60 ms per face),
+measured here: two threads take twice as long as one. In the web process that would freeze the
+capture and the viewers for that long, so the pipeline runs `analyse` in a child process
+(`python -m edgeface.inference`), talking over its stdin/stdout with length-prefixed JSON headers
+and raw frame bytes: nothing is pickled. The child loads the model itself and reports its
+version, people or the reason it could not load it; without a model every face is Unknown.
+
+    worker = InferenceWorker(config).start()
+    result = worker.infer(bgr_frame)      # InferenceResult(detections, seconds)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import numpy as np
+
+from edgeface.config import AppConfig
+from edgeface.detector import Detector
+from edgeface.model import ModelError, load_model
+from edgeface.recogniser import Recogniser, encode_faces
+from edgeface.values import Box, Detection, Match
+
+log = logging.getLogger(__name__)
+
+
+class InferenceError(RuntimeError):
+    """The worker process died or answered nonsense; the pipeline restarts it."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the worker loaded: version and people, or why there is no model."""
+
+    path: str
+    version: str | None = None
+    people: tuple[str, ...] = ()
+    error: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class InferenceResult:
+    detections: list[Detection] = field(default_factory=list)
+    seconds: float = 0.0  # detection + encoding + matching time inside the worker
+
+
+def analyse(rgb: np.ndarray, detector: Detector, recogniser: Recogniser) -> list[Detection]:
+    """Find and name every face in `rgb` (HxWx3 uint8, RGB order)."""
+    boxes = detector.detect(rgb)
+    matches = recogniser.identify(encode_faces(rgb, boxes))
+    return [Detection(box, match) for box, match in zip(boxes, matches, strict=True)]
+
+
+def detection_to_json(detection: Detection) -> dict[str, Any]:
+    distance = detection.match.distance
+    return {
+        "name": detection.match.name,
+        "known": detection.match.known,
+        "distance": None if distance is None else round(distance, 4),
+        "box": dict(zip(("top", "right", "bottom", "left"), detection.box.as_css(), strict=True)),
+    }
+
+
+def detection_from_json(record: dict[str, Any]) -> Detection:
+    box = record["box"]
+    return Detection(
+        Box(int(box["top"]), int(box["right"]), int(box["bottom"]), int(box["left"])),
+        Match(str(record["name"]), None if record["distance"] is None else float(record["distance"])),
+    )
+
+
+def write_message(stream: IO[bytes], header: dict[str, Any], payload: bytes = b"") -> None:
+    """One message: 4-byte header length, JSON header, 8-byte payload length, payload."""
+    text = json.dumps(header).encode()
+    stream.write(len(text).to_bytes(4, "little") + text + len(payload).to_bytes(8, "little"))
+    stream.write(payload)
+    stream.flush()
+
+
+def read_message(stream: IO[bytes]) -> tuple[dict[str, Any], bytes]:
+    def exactly(count: int) -> bytes:
+        data = stream.read(count)
+        if data is None or len(data) != count:
+            raise EOFError("inference stream closed")
+        return data
+
+    header = json.loads(exactly(int.from_bytes(exactly(4), "little")))
+    payload = exactly(int.from_bytes(exactly(8), "little"))
+    if not isinstance(header, dict):
+        raise InferenceError(f"bad message header {header!r}")
+    return header, payload
+
+
+class InferenceWorker:
+    """The parent's handle on the worker process; `infer()` is called by one thread at a time."""
+
+    def __init__(self, config: AppConfig, start_timeout: float = 120.0) -> None:
+        self.config = config
+        self.start_timeout = start_timeout
+        self.model = ModelInfo(str(config.model_filename), error="inference worker not started")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> InferenceWorker:
+        config = self.config
+        arguments = {
+            "model": str(config.model_filename),
+            "tolerance": config.face_tolerance,
+            "detector": config.face_loc_model,
+            "ratio": config.face_ratio,
+            "upsample": config.face_loc_ntu,
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "edgeface.inference", json.dumps(arguments)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        self._process = process
+        hello, _ = read_message(process.stdout)  # type: ignore[arg-type]
+        self.model = ModelInfo(
+            path=str(config.model_filename),
+            version=hello.get("version"),
+            people=tuple(hello.get("people") or ()),
+            error=hello.get("error"),
+        )
+        if self.model.error:
+            log.error("model not loaded, every face will be %s: %s", "Unknown", self.model.error)
+        else:
+            log.info("model %s loaded: %d people", self.model.version, len(self.model.people))
+        return self
+
+    def infer(self, bgr: np.ndarray) -> InferenceResult:
+        """Detect and name faces in `bgr` (HxWx3 uint8, OpenCV's BGR order)."""
+        with self._lock:
+            process = self._process
+            if process is None or process.poll() is not None:
+                raise InferenceError("inference worker is not running")
+            image = np.ascontiguousarray(bgr, dtype=np.uint8)
+            try:
+                write_message(process.stdin, {"shape": list(image.shape)}, image.tobytes())  # type: ignore[arg-type]
+                reply, _ = read_message(process.stdout)  # type: ignore[arg-type]
+            except (OSError, EOFError, ValueError) as error:
+                raise InferenceError(f"inference worker failed: {error}") from error
+        if "error" in reply:
+            raise InferenceError(str(reply["error"]))
+        return InferenceResult(
+            [detection_from_json(item) for item in reply["detections"]], float(reply["seconds"])
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None:
+    """The worker's loop: load the model, say hello, then answer one frame at a time until EOF."""
+    import cv2  # noqa: PLC0415
+
+    try:
+        model = load_model(arguments["model"])
+        hello: dict[str, Any] = {"version": model.version, "people": list(model.people)}
+    except ModelError as error:
+        model, hello = None, {"error": str(error)}
+    detector = Detector(arguments["detector"], float(arguments["ratio"]), int(arguments["upsample"]))
+    recogniser = Recogniser(model, float(arguments["tolerance"]))
+    detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # load dlib's models before saying hello
+    write_message(replies, hello)
+    while True:
+        try:
+            header, payload = read_message(requests)
+        except EOFError:
+            return
+        try:
+            bgr = np.frombuffer(payload, dtype=np.uint8).reshape(header["shape"])
+            started = time.perf_counter()
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # dlib expects RGB; OpenCV decodes BGR
+            detections = analyse(rgb, detector, recogniser)
+            reply = {
+                "detections": [detection_to_json(item) for item in detections],
+                "seconds": time.perf_counter() - started,
+            }
+        except (ValueError, KeyError) as error:
+            reply = {"error": f"cannot analyse frame: {error}"}
+        write_message(replies, reply)
+
+
+if __name__ == "__main__":
+    # Replies go to a private copy of stdout; fd 1 then points at stderr, so that anything a C
+    # library prints cannot corrupt the message stream.
+    _replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    _serve(json.loads(sys.argv[1]), sys.stdin.buffer, _replies)

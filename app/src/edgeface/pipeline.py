@@ -1,0 +1,250 @@
+"""The pipeline: source → inference (detector + recogniser) → annotator → broadcaster.
+
+Three threads, whatever the number of viewers:
+- `capture` (edgeface.source): reads the stream, keeps only the newest frame;
+- `inference`: at most `VIDEO_PROCESSING_FPS` times a second, sends the newest frame to the
+  inference worker process and keeps its detections;
+- `display`: for every new frame (the stream's own rate), draws the latest detections on it and
+  JPEG-encodes it once for all viewers; a "no signal" frame twice a second while the stream is away.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edgeface import __version__
+from edgeface.annotator import annotate, no_signal_frame
+from edgeface.broadcaster import Broadcaster
+from edgeface.config import AppConfig
+from edgeface.inference import InferenceError, InferenceWorker, ModelInfo, detection_to_json
+from edgeface.source import LIVE, VideoSource
+from edgeface.values import Detection
+
+log = logging.getLogger(__name__)
+
+NO_SIGNAL_INTERVAL = 0.5  # seconds between "no signal" frames
+RATE_WINDOW = 10.0  # seconds over which rates are averaged
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """The latest inference result and when it was made."""
+
+    detections: list[Detection] = field(default_factory=list)
+    frame_number: int = 0
+    at: float = 0.0  # epoch seconds the analysed frame was captured
+    seconds: float = 0.0  # time the worker took
+
+
+class Pipeline:
+    def __init__(self, config: AppConfig, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.source = VideoSource(
+            config.video_stream_url,
+            device=config.video_device_id,
+            size=(config.frame_width, config.frame_height),
+            stall_seconds=config.stall_seconds,
+        )
+        self.worker = InferenceWorker(config)
+        self.broadcaster = Broadcaster()
+        self.registry = registry or CollectorRegistry()
+        self.inference_seconds = Histogram(
+            "edgeface_inference_seconds",
+            "Time to detect, encode and name the faces of one frame",
+            buckets=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
+            registry=self.registry,
+        )
+        self.faces = Counter(
+            "edgeface_faces",
+            "Faces recognised, by name (Unknown for strangers)",
+            ["name"],
+            registry=self.registry,
+        )
+        self.registry.register(_PipelineCollector(self))
+        self._recognition = Recognition()
+        self._worker_ready = False
+        self._recognised = 0
+        self._recognised_at: collections.deque[float] = collections.deque(maxlen=600)
+        self._displayed = 0
+        self._displayed_at: collections.deque[float] = collections.deque(maxlen=600)
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- life cycle -------------------------------------------------------------------------
+    def start(self) -> Pipeline:
+        if self._threads:
+            return self
+        self.source.start()
+        for name, target in (("inference", self._run_inference), ("display", self._run_display)):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        log.info("pipeline started on %s", self.source.description)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.broadcaster.close()
+        self.source.stop()
+        for thread in self._threads:
+            thread.join(5.0)
+        self.worker.stop()
+
+    # -- stages -------------------------------------------------------------------------------
+    def _run_inference(self) -> None:
+        interval = 1.0 / self.config.video_processing_fps
+        seen = 0
+        while not self._stopping.is_set():
+            if not self._worker_ready and not self._start_worker():
+                self._stopping.wait(2.0)
+                continue
+            started = time.monotonic()
+            frame = self.source.wait_newer(seen, timeout=0.5)
+            if frame is None:
+                if self.source.status().state != LIVE:
+                    self._recognition = Recognition()  # boxes of a vanished stream mean nothing
+                continue
+            seen = frame.number
+            try:
+                result = self.worker.infer(frame.image)
+            except InferenceError as error:
+                log.error("%s; restarting the inference worker", error)
+                self.worker.stop()
+                self._worker_ready = False
+                continue
+            self._recognition = Recognition(result.detections, frame.number, frame.captured, result.seconds)
+            self._recognised += 1
+            self._recognised_at.append(time.monotonic())
+            self.inference_seconds.observe(result.seconds)
+            for detection in result.detections:
+                self.faces.labels(detection.match.name).inc()
+            self._stopping.wait(max(0.0, started + interval - time.monotonic()))
+
+    def _start_worker(self) -> bool:
+        try:
+            self.worker.start()
+        except (OSError, EOFError, ValueError) as error:
+            log.error("cannot start the inference worker: %s", error)
+            self.worker.stop()
+            return False
+        self._worker_ready = True
+        return True
+
+    def _run_display(self) -> None:
+        seen = 0
+        last_no_signal = 0.0
+        while not self._stopping.is_set():
+            frame = self.source.wait_newer(seen, timeout=NO_SIGNAL_INTERVAL)
+            if frame is not None:
+                seen = frame.number
+                self.broadcaster.publish(annotate(frame.image, self._recognition.detections), frame.captured)
+                self._displayed += 1
+                self._displayed_at.append(time.monotonic())
+                continue
+            status = self.source.status()
+            if status.state != LIVE and time.monotonic() - last_no_signal >= NO_SIGNAL_INTERVAL:
+                size = (self.config.frame_width, self.config.frame_height)
+                self.broadcaster.publish(no_signal_frame(size, status.error))
+                last_no_signal = time.monotonic()
+
+    # -- read-outs --------------------------------------------------------------------------------
+    @property
+    def model(self) -> ModelInfo:
+        return self.worker.model
+
+    @property
+    def recognised(self) -> int:
+        return self._recognised
+
+    def readiness(self) -> list[str]:
+        """Why the app is not ready to serve recognitions; empty when it is."""
+        reasons = []
+        if not self._worker_ready:
+            reasons.append("inference worker starting")
+        elif self.model.error:
+            reasons.append(f"model not loaded: {self.model.error}")
+        source = self.source.status()
+        if source.state != LIVE:
+            reasons.append(f"no frames from {self.source.description}: {source.error}")
+        return reasons
+
+    def status(self) -> dict[str, Any]:
+        """JSON-ready snapshot for /api/status and the page."""
+        source = self.source.status()
+        recognition = self._recognition
+        return {
+            "version": __version__,
+            "model": {
+                "version": self.model.version,
+                "people": list(self.model.people),
+                "file": self.model.path,
+                "error": self.model.error,
+            },
+            "source": {
+                "state": source.state,
+                "input_fps": round(source.fps, 2),
+                "frames": source.frames,
+                "reconnects": source.reconnects,
+                "frame_age": None if source.frame_age is None else round(source.frame_age, 3),
+                "error": source.error,
+            },
+            "display_fps": round(_rate(self._displayed_at), 2),
+            "recognition": {
+                "rate": round(_rate(self._recognised_at), 2),
+                "target_fps": self.config.video_processing_fps,
+                "frames": self._recognised,
+                "last_seconds": round(recognition.seconds, 4),
+            },
+            "viewers": self.broadcaster.viewers,
+            "detections": [detection_to_json(item) for item in recognition.detections],
+            "detections_at": recognition.at or None,
+            "names": sorted({item.match.name for item in recognition.detections}),
+        }
+
+
+def _rate(stamps: collections.deque[float]) -> float:
+    """Events per second over the last RATE_WINDOW seconds (0 when fewer than two)."""
+    now = time.monotonic()
+    recent = [stamp for stamp in list(stamps) if now - stamp <= RATE_WINDOW]
+    if len(recent) < 2:
+        return 0.0
+    return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+
+class _PipelineCollector(Collector):
+    """Counters the pipeline already keeps, read at scrape time."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Any:
+        source = self.pipeline.source.status()
+        yield CounterMetricFamily(
+            "edgeface_frames_in", "Frames read from the video source", value=source.frames
+        )
+        yield CounterMetricFamily(
+            "edgeface_frames_recognised",
+            "Frames run through detection and recognition",
+            value=self.pipeline.recognised,
+        )
+        yield CounterMetricFamily(
+            "edgeface_reconnects", "Times the video stream was lost and reopened", value=source.reconnects
+        )
+        yield GaugeMetricFamily(
+            "edgeface_viewers", "MJPEG viewers connected", value=self.pipeline.broadcaster.viewers
+        )
+        yield GaugeMetricFamily(
+            "edgeface_signal", "1 when frames arrive, 0 on no signal", value=int(source.state == LIVE)
+        )
+        yield GaugeMetricFamily(
+            "edgeface_model_loaded", "1 when the model file loaded", value=int(self.pipeline.model.loaded)
+        )

@@ -1,0 +1,68 @@
+"""HTTP: the Flask application factory. Routes read the pipeline's state; none of them starts work.
+
+/             page: live stream, who is on screen, model version, fps
+/video_feed   MJPEG (multipart/x-mixed-replace), the shared encoded frames
+/api/status   JSON: model version and people, input fps, recognition rate, last detections
+/healthz      the process answers
+/readyz       503 with the reasons while the model is missing/corrupt or no frames arrive
+/metrics      Prometheus text format
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from edgeface import __version__
+from edgeface.broadcaster import MIMETYPE
+from edgeface.config import AppConfig, load_config
+from edgeface.pipeline import Pipeline
+
+EXTENSION = "edgeface"
+
+
+def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None) -> Flask:
+    """Build the app around one pipeline (started here unless given, already running)."""
+    config = config or load_config()
+    logging.getLogger("edgeface").setLevel(config.log_level_number)
+    if pipeline is None:
+        pipeline = Pipeline(config).start()
+    app = Flask(__name__)
+    app.extensions[EXTENSION] = pipeline
+
+    @app.get("/")
+    def index() -> str:
+        return render_template("index.html", status=pipeline.status(), version=__version__)
+
+    @app.get("/video_feed")
+    def video_feed() -> Response:
+        response = Response(pipeline.broadcaster.stream(), mimetype=MIMETYPE)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/api/status")
+    def api_status() -> Response:
+        return jsonify(pipeline.status())
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> tuple[dict[str, Any], int]:
+        reasons = pipeline.readiness()
+        return ({"ready": not reasons, "reasons": reasons}, 503 if reasons else 200)
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(pipeline.registry), mimetype=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def pipeline_of(app: Flask) -> Pipeline:
+    pipeline: Pipeline = app.extensions[EXTENSION]
+    return pipeline

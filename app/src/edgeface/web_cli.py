@@ -1,0 +1,198 @@
+"""Sub-commands of the web app: `serve`, `recognize IMAGE`, `doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from edgeface import __version__
+from edgeface.config import ConfigError, load_config
+
+DEFAULT_THREADS = 100
+"""Waitress worker threads: each MJPEG viewer holds one for as long as it watches."""
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = subparsers.add_parser("serve", help="run the recognition web app (env contract: see README)")
+    serve.add_argument("--host", help="address to listen on (default: WEB_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="TCP port (default: WEB_PORT or 5000)")
+    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="HTTP worker threads (viewers)")
+    serve.set_defaults(handler=run_serve)
+
+    recognize = subparsers.add_parser("recognize", help="name the faces in one photo with a model")
+    recognize.add_argument("image", type=Path, help="photo (JPEG, PNG, ...)")
+    recognize.add_argument("--model", type=Path, default=Path("model.data"), help="model file")
+    recognize.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    recognize.set_defaults(handler=run_recognize)
+
+    doctor = subparsers.add_parser(
+        "doctor", help="versions, CUDA and whether FACE_LOC_MODEL=cnn can run here"
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.set_defaults(handler=run_doctor)
+
+
+def _config_or_exit() -> Any:
+    try:
+        return load_config()
+    except ConfigError as error:
+        print(f"edgeface: {error}", file=sys.stderr)
+        return None
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    config = _config_or_exit()
+    if config is None:
+        return 2
+    logging.basicConfig(
+        level=config.log_level_number, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    import waitress  # noqa: PLC0415
+
+    from edgeface.web import create_app  # noqa: PLC0415
+
+    app = create_app(config)
+    waitress.serve(
+        app,
+        host=args.host or config.web_host,
+        port=args.port or config.web_port,
+        threads=args.threads,
+        connection_limit=max(100, args.threads * 2),
+        ident="edgeface",
+    )
+    return 0
+
+
+def run_recognize(args: argparse.Namespace) -> int:
+    config = _config_or_exit()
+    if config is None:
+        return 2
+    import cv2  # noqa: PLC0415
+
+    from edgeface.detector import Detector  # noqa: PLC0415
+    from edgeface.inference import analyse, detection_to_json  # noqa: PLC0415
+    from edgeface.model import ModelError, load_model  # noqa: PLC0415
+    from edgeface.recogniser import Recogniser  # noqa: PLC0415
+
+    try:
+        model = load_model(args.model)
+    except ModelError as error:
+        print(f"edgeface recognize: {error}", file=sys.stderr)
+        return 2
+    bgr = cv2.imread(str(args.image), cv2.IMREAD_COLOR)
+    if bgr is None:
+        print(f"edgeface recognize: {args.image}: cannot read the image", file=sys.stderr)
+        return 2
+    detector = Detector(config.face_loc_model, config.face_ratio, config.face_loc_ntu)
+    detections = analyse(
+        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), detector, Recogniser(model, config.face_tolerance)
+    )
+    faces = [detection_to_json(item) for item in detections]
+    if args.json:
+        print(
+            json.dumps({"image": str(args.image), "model_version": model.version, "faces": faces}, indent=2)
+        )
+    else:
+        print(f"{args.image}: {len(faces)} face(s), model {model.version}")
+        for face in faces:
+            distance = "-" if face["distance"] is None else f"{face['distance']:.3f}"
+            box = face["box"]
+            print(
+                f"  {face['name']:<24} distance {distance}  box top={box['top']} right={box['right']}"
+                f" bottom={box['bottom']} left={box['left']}"
+            )
+    return 0
+
+
+def doctor_report() -> dict[str, Any]:
+    """What the seed checked by hand on a Jetson, and whether the CNN detector can run here."""
+    import cv2  # noqa: PLC0415
+    import numpy  # noqa: PLC0415
+
+    report: dict[str, Any] = {
+        "edgeface": __version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "numpy": numpy.__version__,
+        "opencv": cv2.__version__,
+    }
+    build = cv2.getBuildInformation()
+    report["opencv_cuda_build"] = [line.strip() for line in build.splitlines() if "CUDA" in line][:5]
+    cuda_module = getattr(cv2, "cuda", None)
+    report["opencv_cuda_devices"] = cuda_module.getCudaEnabledDeviceCount() if cuda_module is not None else 0
+    try:
+        import dlib  # noqa: PLC0415
+
+        report["dlib"] = dlib.__version__
+        report["dlib_use_cuda"] = bool(dlib.DLIB_USE_CUDA)
+        report["dlib_cuda_devices"] = dlib.cuda.get_num_devices() if dlib.DLIB_USE_CUDA else 0
+    except ImportError as error:
+        report["dlib"] = f"missing ({error})"
+        report["dlib_use_cuda"] = False
+        report["dlib_cuda_devices"] = 0
+    try:
+        import face_recognition  # noqa: PLC0415
+
+        report["face_recognition"] = face_recognition.__version__
+    except ImportError as error:
+        report["face_recognition"] = f"missing ({error})"
+    report["nvidia_l4t_core"] = _l4t_version()
+    report["cnn"] = _cnn_check(report)
+    return report
+
+
+def _l4t_version() -> str | None:
+    """The Jetson's nvidia-l4t-core package version, or the tegra release line; None elsewhere."""
+    if shutil.which("dpkg-query"):
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", "nvidia-l4t-core"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip()
+    release = Path("/etc/nv_tegra_release")
+    return release.read_text().splitlines()[0].strip() if release.is_file() else None
+
+
+def _cnn_check(report: dict[str, Any]) -> str:
+    if str(report.get("face_recognition", "")).startswith("missing"):
+        return "no: face_recognition is missing"
+    import numpy  # noqa: PLC0415
+
+    from edgeface.detector import Detector  # noqa: PLC0415
+
+    started = time.perf_counter()
+    try:
+        Detector("cnn", 1.0, 0).detect(numpy.zeros((120, 160, 3), dtype=numpy.uint8))
+    except (RuntimeError, ValueError) as error:
+        return f"no: {error}"
+    seconds = time.perf_counter() - started
+    if report.get("dlib_cuda_devices"):
+        return (
+            f"yes, on CUDA ({report['dlib_cuda_devices']} device(s)); 160x120 test frame in {seconds:.2f} s"
+        )
+    return (
+        f"runs on the CPU only (no CUDA in dlib): 160x120 test frame in {seconds:.2f} s, far too slow"
+        " for live video; keep FACE_LOC_MODEL=hog here"
+    )
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+    report = doctor_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for key, value in report.items():
+            shown = "; ".join(value) if isinstance(value, list) else value
+            print(f"{key:<20} {shown if shown not in (None, '') else '-'}")
+    return 0
