@@ -13,6 +13,7 @@ import pytest
 def sample_encodings(sample_photos: Path) -> dict[str, np.ndarray]:
     """128-d encoding of the single face in each sample photo, keyed by file stem."""
     import face_recognition
+
     from edgeface.recogniser import encode_faces
     from edgeface.values import Box
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from edgeface.model import FaceModel, ModelError, load_model, save_model
 
 AWKWARD_NAMES = ("Dr. Ana María", "Greg", "José O'Brien Jr.", "李小龙", "Zoë  two spaces", "a.jpg.jpg")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from edgeface.model import FaceModel
 from edgeface.recogniser import Recogniser, encode_faces
 from edgeface.values import UNKNOWN, Box

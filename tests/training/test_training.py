@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeface import training
 from edgeface.model import load_model, save_model
 from edgeface.recogniser import Recogniser

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from edgeface import training_cli
 from edgeface.model import load_model
 
