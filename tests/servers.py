@@ -12,13 +12,18 @@ with a moving marker so that every frame differs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -51,6 +56,23 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+
+
+def get_json(url: str, timeout: float = 10.0) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll `check` until it returns something truthy; fail naming `what` after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
 def stop_process(process: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
@@ -208,3 +230,124 @@ class Publisher:
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.kill()
+
+
+def watch_mjpeg(url: str, count: int, seconds: float) -> dict[str, Any]:
+    """Open `count` MJPEG viewers of `url` at once and read for `seconds`, in one thread (selectors).
+
+    Returns parts received per viewer and, from each part's X-Captured-At header, the capture-to-
+    viewer latencies in seconds. Run it in its own process (`Viewers`) so it does not share a GIL
+    with the server it measures.
+    """
+    import selectors
+    from urllib.parse import urlsplit
+
+    target = urlsplit(url)
+    request = f"GET {target.path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\nConnection: close\r\n\r\n"
+    selector = selectors.DefaultSelector()
+    buffers: dict[int, bytearray] = {}
+    parts = [0] * count
+    latencies: list[float] = []
+    for index in range(count):
+        connection = socket.create_connection((target.hostname, target.port or 80), timeout=10)
+        connection.sendall(request.encode())
+        connection.setblocking(False)
+        selector.register(connection, selectors.EVENT_READ, index)
+        buffers[index] = bytearray()
+    marker = b"X-Captured-At: "
+    scratch = bytearray(1 << 20)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=0.2):
+            index = key.data
+            size = key.fileobj.recv_into(scratch)  # type: ignore[union-attr]
+            if not size:
+                selector.unregister(key.fileobj)
+                continue
+            received = time.time()
+            chunk = memoryview(scratch)[:size]
+            if index:  # the other viewers only count parts (cheap: no copy, no parsing)
+                parts[index] += bytes(chunk).count(marker)
+                continue
+            buffer = buffers[index]  # viewer 0 parses every part for its capture time
+            buffer += chunk
+            while (start := buffer.find(marker)) >= 0 and (end := buffer.find(b"\r\n", start)) >= 0:
+                captured = float(buffer[start + len(marker) : end])
+                parts[index] += 1
+                if captured > 0:
+                    latencies.append(received - captured)
+                del buffer[:end]
+            if len(buffer) > (1 << 16) and buffer.rfind(marker) < 0:
+                del buffer[: -len(marker)]
+    for key in list(selector.get_map().values()):
+        key.fileobj.close()  # type: ignore[union-attr]
+    return {"parts": parts, "latencies": latencies}
+
+
+class Viewers:
+    """`count` MJPEG viewers in a child process for `seconds`; `result()` waits for their figures."""
+
+    def __init__(self, url: str, count: int, seconds: float) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "watch", url, str(count), str(seconds)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        self.seconds = seconds
+
+    def result(self) -> dict[str, Any]:
+        out, _ = self.process.communicate(timeout=self.seconds + 60)
+        if self.process.returncode != 0:
+            raise RuntimeError(f"viewer process failed ({self.process.returncode})")
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+
+class AppServer:
+    """A WSGI app served by waitress (the production server) on 127.0.0.1:`port`, in a thread."""
+
+    def __init__(self, app: Any, threads: int = 80) -> None:
+        self.app = app
+        self.threads = threads
+        self.port = free_port()
+        self.server: Any = None
+        self.thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> AppServer:
+        import waitress
+
+        from edgeface.web_cli import WAITRESS_OPTIONS
+
+        self.server = waitress.create_server(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            threads=self.threads,
+            connection_limit=200,
+            **WAITRESS_OPTIONS,
+        )
+        self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
+        self.thread.start()
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            self.server.task_dispatcher.shutdown()
+            self.server = None
+
+    def __enter__(self) -> AppServer:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["watch"]:
+        print(json.dumps(watch_mjpeg(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))

@@ -19,6 +19,15 @@ from edgeface.config import ConfigError, load_config
 DEFAULT_THREADS = 100
 """Waitress worker threads: each MJPEG viewer holds one for as long as it watches."""
 
+WAITRESS_OPTIONS = {
+    "asyncore_use_poll": True,  # select() fails past 1024 descriptors; many viewers need poll()
+    "outbuf_high_watermark": 1 << 20,  # a slow viewer's thread waits (then skips to the newest frame)
+    "outbuf_overflow": 4 << 20,  # ... before its backlog would spill into a temp file
+    "channel_timeout": 30,
+    "ident": "edgeface",
+}
+"""waitress settings for MJPEG: per-viewer backlog bounded in memory, poll() for many sockets."""
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = subparsers.add_parser("serve", help="run the recognition web app (env contract: see README)")
@@ -66,7 +75,7 @@ def run_serve(args: argparse.Namespace) -> int:
         port=args.port or config.web_port,
         threads=args.threads,
         connection_limit=max(100, args.threads * 2),
-        ident="edgeface",
+        **WAITRESS_OPTIONS,
     )
     return 0
 

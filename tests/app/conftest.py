@@ -1,0 +1,45 @@
+"""Fixtures for the web app tests: a model made from real photos, the face video, live servers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from servers import PEOPLE, Publisher, RtmpServer, face_video
+
+
+@pytest.fixture(scope="session")
+def video(sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """1280x720 H.264 video of Obama (~90 px face) and Biden (~63 px face), 15 fps."""
+    return face_video(sample_photos, tmp_path_factory.mktemp("video"))
+
+
+@pytest.fixture(scope="session")
+def obama_model(sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model file that knows only Barack Obama (from obama.jpg): Biden must come out Unknown."""
+    import cv2
+
+    from edgeface.detector import Detector
+    from edgeface.model import FaceModel, save_model
+    from edgeface.recogniser import encode_faces
+
+    rgb = cv2.cvtColor(cv2.imread(str(sample_photos / "obama.jpg")), cv2.COLOR_BGR2RGB)
+    boxes = Detector().detect(rgb)
+    path = tmp_path_factory.mktemp("model") / "model.data"
+    model = FaceModel(encode_faces(rgb, boxes), (PEOPLE["obama.jpg"],), {"version": "2401020304"})
+    save_model(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rtmp() -> Iterator[RtmpServer]:
+    with RtmpServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def publisher(rtmp: RtmpServer, video: Path) -> Iterator[Publisher]:
+    with Publisher(video, rtmp.url("test")) as running:
+        yield running
