@@ -1,7 +1,6 @@
 """The `edgeface` command line: one sub-command per user task.
 
-Each command group lives beside the stage it drives and registers its own sub-commands,
-so this module only assembles them (and imports nothing heavy until a command runs).
+Each command group registers its own sub-commands; this module only assembles them.
 """
 
 from __future__ import annotations
@@ -12,16 +11,17 @@ from collections.abc import Sequence
 
 from edgeface import __version__
 
+# The command groups import their heavy modules (cv2, the face stack) inside the handlers.
+from edgeface.training_cli import register as register_training
+from edgeface.web_cli import register as register_web
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgeface", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"edgeface {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    # Imported here so that `edgeface --help` stays fast and import errors name the command group.
-    from edgeface import training_cli, web_cli
-
-    web_cli.register(commands)
-    training_cli.register(commands)
+    register_web(commands)
+    register_training(commands)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Sub-commands for the model: train, inspect, validate, convert-legacy.
+"""Sub-commands for the model: train, inspect, validate, init-model, convert-legacy.
 
 Exit codes: 0 done; 1 refused (empty model, a --strict run that skipped photos, a model that
 fails validation, a file that is not a usable model); 2 bad command line (argparse).
@@ -64,6 +64,17 @@ def register(subparsers: Any) -> None:
     )
     validate.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="worker processes")
     validate.set_defaults(handler=run_validate)
+
+    init = subparsers.add_parser(
+        "init-model",
+        help="write an empty model (no people: every face Unknown)",
+        description="The model a new appliance starts with, before the first retrain.",
+    )
+    init.add_argument("-o", "--output", required=True, type=Path)
+    init.add_argument(
+        "--version", dest="model_version", default="initial", help="model version (default: initial)"
+    )
+    init.set_defaults(handler=run_init_model)
 
     convert = subparsers.add_parser(
         "convert-legacy",
@@ -180,6 +191,24 @@ def run_validate(args: argparse.Namespace) -> int:
     report = validation.validate_model(model, missing + analysed, tolerance)
     print(validation.format_report(report))
     return 0 if report.passed else 1
+
+
+def run_init_model(args: argparse.Namespace) -> int:
+    import numpy as np  # noqa: PLC0415
+
+    from edgeface.model import FaceModel, save_model, utc_timestamp  # noqa: PLC0415
+
+    metadata = {
+        "version": args.model_version,
+        "created": utc_timestamp(),
+        "people": {},
+        "photos": [],
+        "skipped": [],
+        "tolerance": DEFAULT_TOLERANCE,
+    }
+    file_sha = save_model(FaceModel(np.zeros((0, 128)), (), metadata), args.output)
+    print(f"wrote {args.output}: empty model, version {args.model_version}, sha256 {file_sha}")
+    return 0
 
 
 def run_convert_legacy(args: argparse.Namespace) -> int:
