@@ -54,7 +54,7 @@ class AppConfig:
     face_tolerance: float = 0.6  # largest encoding distance still named
     log_level: str = "INFO"
     model_training_yaml: Path | None = None
-    stall_seconds: float = 2.0  # no frame for this long = the publisher is gone
+    stall_seconds: float = 1.5  # no frame for this long = the publisher is gone (goal: noticed < 2 s)
     web_host: str = "0.0.0.0"
     web_port: int = 5000
 

@@ -1,0 +1,91 @@
+"""Stream faults on real nginx-rtmp: no publisher at start, publisher killed and restarted 5 times."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edgeface.config import AppConfig
+from edgeface.pipeline import Pipeline
+from edgeface.web import create_app
+from servers import AppServer, Publisher, RtmpServer, get_json, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def state(url: str) -> str:
+    status: str = get_json(f"{url}/api/status")["source"]["state"]
+    return status
+
+
+@pytest.fixture(scope="module")
+def idle_app(rtmp: RtmpServer, obama_model: Path) -> Iterator[tuple[str, Pipeline]]:
+    """The app started while nobody publishes to the stream."""
+    config = AppConfig(
+        model_filename=obama_model, video_stream_url=rtmp.url("faults"), video_processing_fps=2
+    )
+    pipeline = Pipeline(config).start()
+    with AppServer(create_app(config, pipeline)) as server:
+        yield server.url, pipeline
+    pipeline.stop()
+
+
+def test_without_a_publisher_the_app_serves_no_signal(idle_app: tuple[str, Pipeline]) -> None:
+    url, pipeline = idle_app
+    assert get_json(f"{url}/healthz") == {"status": "ok"}
+    assert state(url) == "no signal"
+    wait_until(lambda: pipeline.broadcaster.latest() is not None, 10, "a no-signal frame")
+    with urllib.request.urlopen(f"{url}/video_feed", timeout=10) as response:
+        head = response.read(200)
+    assert b"Content-Type: image/jpeg" in head and b"X-Captured-At: 0.000000" in head  # generated frame
+    try:
+        urllib.request.urlopen(f"{url}/readyz", timeout=10)
+        raise AssertionError("/readyz said ready without frames")
+    except urllib.error.HTTPError as error:
+        assert error.code == 503
+        assert "no frames from rtmp://" in error.read().decode()
+
+
+def test_publisher_killed_and_restarted_five_times(
+    idle_app: tuple[str, Pipeline], rtmp: RtmpServer, video: Path
+) -> None:
+    url, pipeline = idle_app
+    publisher = Publisher(video, rtmp.url("faults")).start()
+    try:
+        wait_until(lambda: "Barack Obama" in get_json(f"{url}/api/status")["names"], 90, "Obama named")
+        threads, rss, reconnects = threading.active_count(), rss_mib(), pipeline.source.status().reconnects
+        detected, returned = [], []
+        for _ in range(5):
+            publisher.kill()
+            killed = time.monotonic()
+            wait_until(lambda: state(url) == "no signal", 15, "the loss to be noticed", interval=0.05)
+            detected.append(time.monotonic() - killed)
+            publisher.start()
+            started = time.monotonic()
+            wait_until(lambda: state(url) == "live", 30, "frames after the publisher returned", interval=0.05)
+            returned.append(time.monotonic() - started)
+            time.sleep(1)
+        wait_until(lambda: "Barack Obama" in get_json(f"{url}/api/status")["names"], 30, "Obama named again")
+        print(f"loss noticed after {[round(s, 2) for s in detected]} s")
+        print(f"frames back after {[round(s, 2) for s in returned]} s")
+        assert pipeline.source.status().reconnects == reconnects + 5
+        # The frame-age watchdog (1.5 s), plus frames still in flight when ffmpeg died: a bound far
+        # below OpenCV's own ~30 s read block, generous for a loaded CI machine.
+        assert max(detected) < 4.0
+        assert threading.active_count() <= threads  # no thread left behind per reconnect
+        assert rss_mib() - rss < 80  # no frame buffers piling up
+        assert sum(1 for thread in threading.enumerate() if thread.name == "capture") == 1
+    finally:
+        publisher.kill()
