@@ -16,7 +16,8 @@
 #   --registry-source S   upstream (pull docker.io/library/registry:2, the default) or debian
 #                         (build from Debian's docker-registry; implied by --offline-base)
 #   --prefix REF          image name prefix (default localhost/ai-for-edge)
-#   --tag TAG             tag of webapp, webapp-l4t, busybox, nginx-rtmp, registry (default latest)
+#   --tag TAG             tag of webapp, webapp-l4t, busybox, nginx-rtmp, registry (default: the
+#                         app's version in app/pyproject.toml, which the workload roles pull)
 #   --model-file PATH     the model.data that goes into the model image
 #   --model-version V     the model image's tag and label (default: now, UTC, YYMMDDHHMM)
 #   --model-base REF      base of the model image (default docker.io/library/busybox:1.36.1)
@@ -43,7 +44,7 @@ base_image=docker.io/library/debian:bookworm-slim
 base_image_set=false
 registry_source=""
 prefix=localhost/ai-for-edge
-tag=latest
+tag=$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/app/pyproject.toml")
 model_file=""
 model_version=""
 model_base=""

@@ -9,7 +9,7 @@ if [ ! -d "$target" ]; then
   exit 2
 fi
 tmp="$target/.model.data.$$"
-if ! cp /model/model.data "$tmp"; then
+if ! cp /opt/model/model.data "$tmp"; then
   echo "copy-model: cannot write to $target" >&2
   exit 1
 fi
