@@ -1,0 +1,167 @@
+"""The web app's pipeline on a real stream: nginx-rtmp on loopback, ffmpeg publishing 1280x720 @ 15 fps
+of real photos (faces ~90 and ~63 px), a model that knows Obama (Biden must be Unknown).
+
+Prints, from one run (~2-3 minutes):
+- distinct annotated frames/s seen by a viewer / decode-only passthrough fps   (goal >= 0.90)
+- recognition updates/s with every face named correctly, at the default VIDEO_PROCESSING_FPS=1
+  and at capacity (VIDEO_PROCESSING_FPS=60)                                   (goal >= 10/s on 2 cores)
+- CPU seconds per second (app process + inference worker), 50 viewers / 1 viewer (goal <= 1.10)
+- capture-to-viewer latency p50/p95 (capture time stamped in each MJPEG part, read by the viewer)
+
+    python -m benchmarks pipeline
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+MEASURE_SECONDS = 20.0
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system) of this process, plus of child `pid` (the inference worker)."""
+    times = os.times()
+    total = times.user + times.system
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def passthrough_fps(url: str, seconds: float) -> float:
+    """Frames per second a bare OpenCV capture decodes from `url` (no inference, no encoding)."""
+    import cv2
+
+    from edgeface.source import FAST_PROBE, FFMPEG_OPTIONS_VARIABLE
+
+    os.environ.setdefault(FFMPEG_OPTIONS_VARIABLE, FAST_PROBE)
+    capture = cv2.VideoCapture(url, cv2.CAP_FFMPEG)
+    for _ in range(30):  # drain what piled up while opening
+        capture.read()
+    count, started = 0, time.monotonic()
+    while time.monotonic() - started < seconds:
+        ok, _ = capture.read()
+        count += ok
+    capture.release()
+    return count / (time.monotonic() - started)
+
+
+def make_model(photos: Path, path: Path) -> None:
+    import cv2
+
+    from edgeface.detector import Detector
+    from edgeface.model import FaceModel, save_model
+    from edgeface.recogniser import encode_faces
+
+    rgb = cv2.cvtColor(cv2.imread(str(photos / "obama.jpg")), cv2.COLOR_BGR2RGB)
+    save_model(
+        FaceModel(encode_faces(rgb, Detector().detect(rgb)), ("Barack Obama",), {"version": "bench"}), path
+    )
+
+
+def face_counts(pipeline: Any) -> tuple[int, float, float]:
+    """(recognised frames, Obama faces named, Unknown faces) so far."""
+    return (
+        pipeline.recognised,
+        pipeline.faces.labels("Barack Obama")._value.get(),
+        pipeline.faces.labels("Unknown")._value.get(),
+    )
+
+
+def measure(pipeline: Any, url: str, viewers: int) -> dict[str, Any]:
+    """Run `viewers` MJPEG viewers for MEASURE_SECONDS; rates from the app's counters and viewer 0."""
+    from servers import Viewers
+
+    worker_pid = pipeline.worker._process.pid if pipeline.worker._process else None
+    crowd = Viewers(f"{url}/video_feed", viewers, MEASURE_SECONDS + 2)
+    time.sleep(2)
+    cpu0, counts0, started = cpu_seconds(worker_pid), face_counts(pipeline), time.monotonic()
+    time.sleep(MEASURE_SECONDS - 1)
+    cpu1, counts1, elapsed = cpu_seconds(worker_pid), face_counts(pipeline), time.monotonic() - started
+    result = crowd.result()
+    recognised = counts1[0] - counts0[0]
+    # Every face named correctly = one Obama and one Unknown per update.
+    correct = min(counts1[1] - counts0[1], counts1[2] - counts0[2], recognised)
+    latencies = sorted(result["latencies"])
+    return {
+        "cpu_per_s": (cpu1 - cpu0) / elapsed,
+        "recognised_per_s": recognised / elapsed,
+        "correct_per_s": correct / elapsed,
+        "viewer_fps": result["parts"][0] / (MEASURE_SECONDS + 2),
+        "min_viewer_parts": min(result["parts"]),
+        "p50": latencies[len(latencies) // 2] if latencies else float("nan"),
+        "p95": latencies[int(len(latencies) * 0.95)] if latencies else float("nan"),
+    }
+
+
+def run_app(config: Any) -> tuple[Any, Any]:
+    from edgeface.pipeline import Pipeline
+    from edgeface.web import create_app
+    from servers import AppServer, wait_until
+
+    pipeline = Pipeline(config).start()
+    server = AppServer(create_app(config, pipeline), threads=100).start()
+    wait_until(lambda: "Barack Obama" in pipeline.status()["names"], 180, "Obama to be named")
+    return pipeline, server
+
+
+def main() -> None:
+    from edgeface.config import AppConfig
+    from photos import sample_photos_dir
+    from servers import Publisher, RtmpServer, face_video
+
+    photos = sample_photos_dir()
+    with tempfile.TemporaryDirectory() as scratch, RtmpServer() as rtmp:
+        video = face_video(photos, Path(scratch))
+        model = Path(scratch) / "model.data"
+        make_model(photos, model)
+        with Publisher(video, rtmp.url("bench")):
+            time.sleep(1)
+            decode_fps = passthrough_fps(rtmp.url("bench"), 10)
+            print(f"decode-only passthrough: {decode_fps:.2f} fps", flush=True)
+
+            config = AppConfig(model_filename=model, video_stream_url=rtmp.url("bench"))
+            pipeline, server = run_app(config)
+            one = measure(pipeline, server.url, 1)
+            many = measure(pipeline, server.url, 50)
+            server.stop()
+            pipeline.stop()
+
+            capacity_config = AppConfig(
+                model_filename=model, video_stream_url=rtmp.url("bench"), video_processing_fps=60
+            )
+            pipeline, server = run_app(capacity_config)
+            capacity = measure(pipeline, server.url, 1)
+            server.stop()
+            pipeline.stop()
+
+    print(f"cores: {os.cpu_count()}, load average at the end: {os.getloadavg()[0]:.2f}")
+    print(f"annotated frames/s seen by a viewer: {one['viewer_fps']:.2f}")
+    print(f"RATIO display / passthrough fps: {one['viewer_fps'] / decode_fps:.3f}   (goal >= 0.90)")
+    print(
+        f"recognition updates/s, every face named: default VIDEO_PROCESSING_FPS=1: {one['correct_per_s']:.2f}"
+        f" (all updates {one['recognised_per_s']:.2f}); capacity (VIDEO_PROCESSING_FPS=60):"
+        f" {capacity['correct_per_s']:.2f} (all {capacity['recognised_per_s']:.2f})   (goal >= 10/s)"
+    )
+    print(
+        f"CPU s/s: 1 viewer {one['cpu_per_s']:.3f}, 50 viewers {many['cpu_per_s']:.3f};"
+        f" RATIO {many['cpu_per_s'] / one['cpu_per_s']:.3f}   (goal <= 1.10);"
+        f" slowest of 50 viewers got {many['min_viewer_parts']} frames"
+    )
+    print(f"recognition updates/s, 50 viewers: {many['correct_per_s']:.2f} (1: {one['correct_per_s']:.2f})")
+    print(
+        f"capture-to-viewer latency: 1 viewer p50 {one['p50'] * 1000:.0f} ms p95 {one['p95'] * 1000:.0f} ms;"
+        f" 50 viewers p50 {many['p50'] * 1000:.0f} ms p95 {many['p95'] * 1000:.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
