@@ -23,11 +23,27 @@ KUBERNETES_VERSIONS = ("1.26", "1.37")
 HTPASSWD = "edge:$2y$05$abcdefghijklmnopqrstuOabcdefghijklmnopqrstuvwxyz01234"
 
 
+DEVICE_INVENTORY = """
+edge:
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: "{{ ansible_playbook_python }}"
+"""
+
+
+def device_inventory(tmp: Path) -> str:
+    """This machine as a device with the roles' defaults (what a site gets unless it overrides)."""
+    path = tmp / "hosts.yml"
+    path.write_text(DEVICE_INVENTORY)
+    return str(path)
+
+
 def render(tmp: Path, **extra: str) -> Path:
     run_playbook(
         "playbooks/deploy.yml",
         "-i",
-        "inventories/local",
+        device_inventory(tmp),
         extra_vars={
             "edge_runtime": "manifests",
             "edge_manifests_dir": str(tmp),
@@ -203,7 +219,7 @@ def test_a_node_port_outside_the_range_names_the_variable(tmp_path: Path) -> Non
     result = run_playbook(
         "playbooks/deploy.yml",
         "-i",
-        "inventories/local",
+        device_inventory(tmp_path),
         extra_vars={
             "edge_runtime": "manifests",
             "edge_manifests_dir": str(tmp_path),
@@ -219,7 +235,7 @@ def test_a_typo_in_the_runtime_names_the_variable(tmp_path: Path) -> None:
     result = run_playbook(
         "playbooks/deploy.yml",
         "-i",
-        "inventories/local",
+        device_inventory(tmp_path),
         extra_vars={"edge_runtime": "podmann"},
         check=False,
     )
