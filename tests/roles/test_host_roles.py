@@ -1,0 +1,183 @@
+"""Host roles against a real Debian root (chroot): what molecule's converge/idempotence/verify
+does not cover — check mode on a fresh and on a converged root, and bad variables failing with
+the variable's name.
+
+The root comes from molecule/_shared/debian-root.sh (debootstrap once, cached tarball). The
+chroot connection needs root privileges, as it does on the test machines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from playbook import recap_counts, run_playbook
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEBIAN_ROOT_SCRIPT = REPO_ROOT / "molecule" / "_shared" / "debian-root.sh"
+PULL_SECRET = '{"auths": {"registry.redhat.io": {"auth": "dGVzdDp0ZXN0"}}}'
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(os.geteuid() != 0, reason="the chroot connection needs root"),
+]
+
+# Files the provisioning writes in the root (relative paths).
+WRITTEN_FILES = (
+    "etc/hosts",
+    "etc/containers/registries.conf.d/50-edgeai-appliance.conf",
+    "etc/crio/openshift-pull-secret",
+    "etc/microshift/config.yaml",
+)
+
+
+def unpack_root(root: Path) -> None:
+    subprocess.run([str(DEBIAN_ROOT_SCRIPT), "unpack", str(root)], check=True)
+
+
+def chroot_host(root: Path, **host_vars: object) -> dict[str, object]:
+    return {
+        "ansible_connection": "community.general.chroot",
+        "ansible_host": str(root),
+        "ansible_python_interpreter": "/usr/bin/python3",
+        **host_vars,
+    }
+
+
+def write_inventory(path: Path, hosts: dict[str, dict[str, object]], **edge_vars: object) -> Path:
+    """An inventory of chroot hosts in group edge; edge_vars override the test defaults."""
+    base: dict[str, object] = {
+        "edge_profile_device_address": "192.0.2.20",
+        "microshift_install_packages": False,
+        "microshift_manage_firewall": False,
+        "microshift_manage_service": False,
+        "microshift_fetch_kubeconfig": False,
+        "microshift_pull_secret": PULL_SECRET,
+    }
+    base.update(edge_vars)
+    path.write_text(yaml.safe_dump({"edge": {"hosts": hosts, "vars": base}}))
+    return path
+
+
+def provision(inventory: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_playbook("playbooks/provision.yml", "-i", str(inventory), *args, check=check)
+
+
+def digests(root: Path) -> dict[str, str | None]:
+    """sha256 of each written file (None when absent)."""
+    return {
+        name: hashlib.sha256((root / name).read_bytes()).hexdigest() if (root / name).exists() else None
+        for name in WRITTEN_FILES
+    }
+
+
+@pytest.fixture(scope="module")
+def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("host-roles") / "root"
+    unpack_root(root)
+    yield root
+    subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)
+
+
+def test_check_mode_on_a_fresh_root_reports_changes_and_writes_nothing(
+    debian_root: Path, tmp_path: Path
+) -> None:
+    inventory = write_inventory(tmp_path / "inventory.yml", {"device": chroot_host(debian_root)})
+    before = digests(debian_root)
+
+    result = provision(inventory, "--check", "--diff")
+
+    assert recap_counts(result.stdout)["changed"] > 0
+    assert "default-registry.cluster.local" in result.stdout  # the /etc/hosts diff is shown
+    assert PULL_SECRET not in result.stdout  # ... but never the pull secret
+    assert digests(debian_root) == before
+
+
+def test_check_mode_on_a_converged_root_changes_nothing(debian_root: Path, tmp_path: Path) -> None:
+    inventory = write_inventory(tmp_path / "inventory.yml", {"device": chroot_host(debian_root)})
+    provision(inventory)
+    converged = digests(debian_root)
+    assert all(converged.values()), converged
+
+    result = provision(inventory, "--check", "--diff")
+
+    assert recap_counts(result.stdout)["changed"] == 0, result.stdout[-4000:]
+    assert digests(debian_root) == converged
+
+
+def test_a_changed_variable_is_applied_and_reported_by_check_mode_first(
+    debian_root: Path, tmp_path: Path
+) -> None:
+    converged = write_inventory(tmp_path / "converged.yml", {"device": chroot_host(debian_root)})
+    provision(converged)
+    moved = write_inventory(
+        tmp_path / "moved.yml", {"device": chroot_host(debian_root)}, edge_profile_device_address="192.0.2.77"
+    )
+
+    checked = provision(moved, "--check", "--diff")
+    assert "+192.0.2.77\tdefault-registry.cluster.local" in checked.stdout
+    assert "192.0.2.77" not in (debian_root / "etc/hosts").read_text()
+
+    provision(moved)
+    hosts = (debian_root / "etc/hosts").read_text()
+    assert "192.0.2.77\tdefault-registry.cluster.local webapp-ai-for-edge.cluster.local" in hosts
+    assert "192.0.2.20" not in hosts
+    assert "192.0.2.99\tntp.site.example" in hosts
+    config = yaml.safe_load((debian_root / "etc/microshift/config.yaml").read_text())
+    assert "192.0.2.77" in config["apiServer"]["subjectAltNames"]
+
+
+# One host per bad variable, all entering the same root: a single --check run shows every
+# failure (ansible runs the hosts side by side), each host failing on its own variable.
+BAD_VARIABLES: dict[str, tuple[dict[str, object], str]] = {
+    "profile-typo": ({"edge_profile": "jetsen"}, "edge_profile"),
+    "storage-choice": ({"microshift_storage": "lvm"}, "microshift_storage"),
+    "nvidia-mode-choice": ({"nvidia_runtime_mode": "gpu"}, "nvidia_runtime_mode"),
+    "bool-type": ({"edge_hosts_unsafe_writes": "maybe"}, "edge_hosts_unsafe_writes"),
+    "mirror-without-prefix": (
+        {"container_registries_mirrors": [{"mirrors": [{"location": "m:5000"}]}]},
+        "found in container_registries_mirrors",
+    ),
+    "nodeport-range": ({"microshift_rtmp_node_port": 1935}, "microshift_rtmp_node_port"),
+    "no-pull-secret": ({"microshift_pull_secret": ""}, "microshift_pull_secret"),
+    "pull-secret-not-json": ({"microshift_pull_secret": "not json"}, "microshift_pull_secret"),
+    "packages-on-debian": ({"microshift_install_packages": True}, "microshift_install_packages"),
+}
+
+
+@pytest.fixture(scope="module")
+def bad_variable_failures(
+    debian_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    """Host name -> the failure message it stopped with (json callback)."""
+    hosts = {name: chroot_host(debian_root, **variables) for name, (variables, _) in BAD_VARIABLES.items()}
+    inventory = write_inventory(tmp_path_factory.mktemp("bad") / "inventory.yml", hosts)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.builtin.json")
+        result = provision(inventory, "--check", check=False)
+    assert result.returncode != 0, result.stdout[-3000:]
+    # The json document is printed last, after any other callback's lines.
+    start = result.stdout.find("\n{\n") + 1 if not result.stdout.startswith("{") else 0
+    assert result.stdout[start:].startswith("{"), result.stdout[-3000:] + result.stderr[-3000:]
+    report, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
+    failures: dict[str, str] = {}
+    for play in report["plays"]:
+        for task in play["tasks"]:
+            for host, outcome in task["hosts"].items():
+                if outcome.get("failed") and host not in failures:
+                    failures[host] = f"{task['task']['name']}: {outcome.get('msg', outcome)}"
+    yield failures
+
+
+@pytest.mark.parametrize("case", list(BAD_VARIABLES))
+def test_a_bad_variable_fails_naming_it(bad_variable_failures: dict[str, str], case: str) -> None:
+    named = BAD_VARIABLES[case][1]
+    assert case in bad_variable_failures, f"{case} did not fail: {sorted(bad_variable_failures)}"
+    assert named in bad_variable_failures[case]
