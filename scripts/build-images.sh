@@ -4,7 +4,9 @@
 #   scripts/build-images.sh [options] [IMAGE...]
 #
 # IMAGE: webapp, webapp-l4t, model, busybox, nginx-rtmp, registry. Default: webapp, nginx-rtmp,
-# registry, and model when --model-file is given (plus busybox, its base, with --offline-base).
+# registry, model (plus busybox, the model's base, with --offline-base). Without --model-file the
+# model image holds the empty model a new appliance starts with (`edgeface init-model`, made with
+# the webapp image), tagged "initial" and built only once.
 # webapp-l4t is built only when named (it needs NVIDIA's l4t base and an arm64 builder).
 #
 # Options:
@@ -19,7 +21,8 @@
 #   --tag TAG             tag of webapp, webapp-l4t, busybox, nginx-rtmp, registry (default: the
 #                         app's version in app/pyproject.toml, which the workload roles pull)
 #   --model-file PATH     the model.data that goes into the model image
-#   --model-version V     the model image's tag and label (default: now, UTC, YYMMDDHHMM)
+#   --model-version V     the model image's tag and label (default: now, UTC, YYMMDDHHMM, with
+#                         --model-file; "initial" without)
 #   --model-base REF      base of the model image (default docker.io/library/busybox:1.36.1)
 #   --l4t-base REF        base of webapp-l4t (default nvcr.io/nvidia/l4t-jetpack:r36.4.0)
 #   --arch ARCH           amd64 or arm64 (default: this machine's); selects the wheels and
@@ -97,11 +100,14 @@ fi
 : "${registry_source:=upstream}"
 : "${model_base:=docker.io/library/busybox:1.36.1}"
 case "$registry_source" in upstream|debian) ;; *) die "--registry-source $registry_source: expected upstream or debian" ;; esac
-: "${model_version:=$(date -u +%y%m%d%H%M)}"
+if [ -n "$model_file" ]; then
+  : "${model_version:=$(date -u +%y%m%d%H%M)}"
+else
+  : "${model_version:=initial}"
+fi
 
 if [ ${#images[@]} -eq 0 ]; then
-  images=(webapp nginx-rtmp registry)
-  [ -z "$model_file" ] || images+=(model)
+  images=(webapp nginx-rtmp registry model)
 fi
 for name in "${images[@]}"; do
   case "$name" in
@@ -112,8 +118,7 @@ done
 if [[ " ${images[*]} " == *" model "* ]]; then
   # Offline, the model's base is our busybox image: build it first (cached after once).
   if $offline && [[ " ${images[*]} " != *" busybox "* ]]; then images=(busybox "${images[@]}"); fi
-  [ -n "$model_file" ] || die "the model image needs --model-file PATH"
-  [ -f "$model_file" ] || die "--model-file $model_file: no such file"
+  [ -z "$model_file" ] || [ -f "$model_file" ] || die "--model-file $model_file: no such file"
 fi
 
 image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
@@ -198,12 +203,25 @@ for name in "${images[@]}"; do
       build "$ref" "$dir/Containerfile" "$STAGE/webapp-l4t" --build-arg "BASE_IMAGE=$l4t_base"
       ;;
     model)
+      ref="$prefix/model:$model_version"
       rm -rf "$STAGE/model"
       mkdir -p "$STAGE/model"
-      cp "$model_file" "$STAGE/model/model.data"
+      if [ -n "$model_file" ]; then
+        cp "$model_file" "$STAGE/model/model.data"
+      elif podman image exists "$ref"; then
+        # The empty model differs only by its creation time: keep the one already built.
+        log "$ref: unchanged $(image_id "$ref" | cut -c1-12)"
+        built_refs+=("$ref")
+        continue
+      else
+        podman image exists "$prefix/webapp:$tag" || die "no --model-file and no $prefix/webapp:$tag to make the empty model with"
+        chmod 0777 "$STAGE/model"
+        podman run --rm --network none -v "$STAGE/model:/out" "$prefix/webapp:$tag" \
+          init-model --output /out/model.data --version "$model_version" >&2
+      fi
+      chmod 0644 "$STAGE/model/model.data"  # readable by the image's non-root user
       cp "$dir/copy-model.sh" "$STAGE/model/"
       sha=$(sha256sum "$STAGE/model/model.data" | cut -d' ' -f1)
-      ref="$prefix/model:$model_version"
       build "$ref" "$dir/Containerfile" "$STAGE/model" --build-arg "BASE_IMAGE=$model_base" \
         --build-arg "MODEL_VERSION=$model_version" --build-arg "MODEL_SHA256=$sha"
       ;;
