@@ -16,8 +16,8 @@ setup:
 lint:
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check app tests
-	ruff format --check app tests
+	ruff check app tests benchmarks
+	ruff format --check app tests benchmarks
 	mypy app/src
 
 pytest:

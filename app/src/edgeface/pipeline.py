@@ -166,16 +166,17 @@ class Pipeline:
         return self._recognised
 
     def readiness(self) -> list[str]:
-        """Why the app is not ready to serve recognitions; empty when it is."""
-        reasons = []
+        """Why the app is not ready to serve recognitions; empty when it is.
+
+        A missing stream is not among the reasons: the app then serves its "no signal" page,
+        which must stay reachable through the Service, and a rollout must not wait for a
+        camera. The stream's state is in status() instead.
+        """
         if not self._worker_ready:
-            reasons.append("inference worker starting")
-        elif self.model.error:
-            reasons.append(f"model not loaded: {self.model.error}")
-        source = self.source.status()
-        if source.state != LIVE:
-            reasons.append(f"no frames from {self.source.description}: {source.error}")
-        return reasons
+            return ["inference worker starting"]
+        if self.model.error:
+            return [f"model not loaded: {self.model.error}"]
+        return []
 
     def status(self) -> dict[str, Any]:
         """JSON-ready snapshot for /api/status and the page."""

@@ -4,7 +4,7 @@
 /video_feed   MJPEG (multipart/x-mixed-replace), the shared encoded frames
 /api/status   JSON: model version and people, input fps, recognition rate, last detections
 /healthz      the process answers
-/readyz       503 with the reasons while the model is missing/corrupt or no frames arrive
+/readyz       503 with the reasons while the model is missing/corrupt (a missing stream is not one)
 /metrics      Prometheus text format
 """
 
