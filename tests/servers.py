@@ -1,4 +1,4 @@
-"""Real servers on loopback for the tests and benchmarks: nginx with the RTMP module, an ffmpeg publisher.
+"""Real servers on loopback for the tests and benchmarks: nginx-rtmp, an ffmpeg publisher, S3.
 
 Nothing here is a stand-in: `RtmpServer` runs Debian's nginx with `ngx_rtmp_module` from a temporary
 configuration on 127.0.0.1 and a free port, and `Publisher` runs ffmpeg pushing a real H.264 video
@@ -187,6 +187,88 @@ class RtmpServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> RtmpServer:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+class S3Server:
+    """moto's S3 server on 127.0.0.1:`port` that checks credentials like AWS does.
+
+    Only `access_key`/`secret_key` (an IAM user allowed s3:*) are accepted; anything else
+    answers InvalidAccessKeyId / SignatureDoesNotMatch, as a real endpoint would.
+    """
+
+    # The set-up calls moto lets through before it starts checking signatures.
+    _SETUP_CALLS = 4
+
+    def __init__(self, bucket: str = "models") -> None:
+        self.port = free_port()
+        self.bucket = bucket
+        self.process: subprocess.Popen[bytes] | None = None
+        self.access_key = ""
+        self.secret_key = ""
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self, access_key: str | None = None, secret_key: str | None = None) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+        )
+
+    def start(self) -> S3Server:
+        import boto3
+
+        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(self._SETUP_CALLS))
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        wait_for_port(self.port, timeout=30)
+        iam = boto3.client(
+            "iam",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="setup",
+            aws_secret_access_key="setup",
+        )
+        iam.create_user(UserName="retrain")
+        key = iam.create_access_key(UserName="retrain")["AccessKey"]
+        policy = iam.create_policy(
+            PolicyName="models",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+                }
+            ),
+        )
+        iam.attach_user_policy(UserName="retrain", PolicyArn=policy["Policy"]["Arn"])
+        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
+        self.client().create_bucket(Bucket=self.bucket)
+        return self
+
+    def keys(self) -> list[str]:
+        listing = self.client().list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+    def __enter__(self) -> S3Server:
         return self.start()
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
