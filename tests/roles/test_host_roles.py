@@ -78,47 +78,91 @@ def digests(root: Path) -> dict[str, str | None]:
     }
 
 
+MIRRORS = [{"prefix": "docker.io", "mirrors": [{"location": "mirror.site.example:5000", "insecure": True}]}]
+
+
+def fresh_root(parent: Path) -> Path:
+    root = parent / "root"
+    unpack_root(root)
+    return root
+
+
 @pytest.fixture(scope="module")
 def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("host-roles") / "root"
-    unpack_root(root)
+    """A root the module converges once (with mirrors); the last test moves its address."""
+    root = fresh_root(tmp_path_factory.mktemp("host-roles"))
     yield root
     subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)
 
 
-def test_check_mode_on_a_fresh_root_reports_changes_and_writes_nothing(
-    debian_root: Path, tmp_path: Path
-) -> None:
-    inventory = write_inventory(tmp_path / "inventory.yml", {"device": chroot_host(debian_root)})
-    before = digests(debian_root)
+@pytest.fixture(scope="module")
+def converged_inventory(debian_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    inventory = write_inventory(
+        tmp_path_factory.mktemp("converged") / "inventory.yml",
+        {"device": chroot_host(debian_root)},
+        container_registries_mirrors=MIRRORS,
+    )
+    provision(inventory)
+    return inventory
+
+
+def test_check_mode_on_a_fresh_root_reports_changes_and_writes_nothing(tmp_path: Path) -> None:
+    root = fresh_root(tmp_path)
+    inventory = write_inventory(tmp_path / "inventory.yml", {"device": chroot_host(root)})
+    before = digests(root)
 
     result = provision(inventory, "--check", "--diff")
 
     assert recap_counts(result.stdout)["changed"] > 0
     assert "default-registry.cluster.local" in result.stdout  # the /etc/hosts diff is shown
     assert PULL_SECRET not in result.stdout  # ... but never the pull secret
-    assert digests(debian_root) == before
+    assert digests(root) == before
+    subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)
 
 
-def test_check_mode_on_a_converged_root_changes_nothing(debian_root: Path, tmp_path: Path) -> None:
-    inventory = write_inventory(tmp_path / "inventory.yml", {"device": chroot_host(debian_root)})
-    provision(inventory)
+def test_check_mode_on_a_converged_root_changes_nothing(debian_root: Path, converged_inventory: Path) -> None:
     converged = digests(debian_root)
     assert all(converged.values()), converged
 
-    result = provision(inventory, "--check", "--diff")
+    result = provision(converged_inventory, "--check", "--diff")
 
     assert recap_counts(result.stdout)["changed"] == 0, result.stdout[-4000:]
     assert digests(debian_root) == converged
 
 
-def test_a_changed_variable_is_applied_and_reported_by_check_mode_first(
-    debian_root: Path, tmp_path: Path
+def test_podman_reads_the_registries_drop_in(
+    debian_root: Path, converged_inventory: Path, tmp_path: Path
 ) -> None:
-    converged = write_inventory(tmp_path / "converged.yml", {"device": chroot_host(debian_root)})
-    provision(converged)
+    """podman (containers/image, the library CRI-O uses too) parses the drop-in as intended."""
+    user_dropins = tmp_path / ".config" / "containers" / "registries.conf.d"
+    user_dropins.mkdir(parents=True)
+    dropin = debian_root / "etc/containers/registries.conf.d/50-edgeai-appliance.conf"
+    (user_dropins / dropin.name).write_bytes(dropin.read_bytes())
+
+    info = subprocess.run(
+        ["podman", "info", "--format", "{{json .Registries}}"],
+        env={**os.environ, "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+    registries = json.loads(info.stdout)
+    assert registries["default-registry.cluster.local"]["Insecure"] is True
+    assert registries["docker.io"]["Insecure"] is False
+    assert registries["docker.io"]["Mirrors"] == [
+        {"Location": "mirror.site.example:5000", "Insecure": True, "PullFromMirror": ""}
+    ]
+
+
+def test_a_changed_address_is_shown_by_check_mode_then_applied(
+    debian_root: Path, converged_inventory: Path, tmp_path: Path
+) -> None:
     moved = write_inventory(
-        tmp_path / "moved.yml", {"device": chroot_host(debian_root)}, edge_profile_device_address="192.0.2.77"
+        tmp_path / "moved.yml",
+        {"device": chroot_host(debian_root)},
+        container_registries_mirrors=MIRRORS,
+        edge_profile_device_address="192.0.2.77",
     )
 
     checked = provision(moved, "--check", "--diff")
