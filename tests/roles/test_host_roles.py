@@ -107,8 +107,16 @@ def converged_inventory(debian_root: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def test_check_mode_on_a_fresh_root_reports_changes_and_writes_nothing(tmp_path: Path) -> None:
+    """Like a check run on a device before MicroShift is installed: firewall, services and the
+    kubeconfig are switched on, their units and files are not there yet."""
     root = fresh_root(tmp_path)
-    inventory = write_inventory(tmp_path / "inventory.yml", {"device": chroot_host(root)})
+    inventory = write_inventory(
+        tmp_path / "inventory.yml",
+        {"device": chroot_host(root)},
+        microshift_manage_firewall=True,
+        microshift_manage_service=True,
+        microshift_fetch_kubeconfig=True,
+    )
     before = digests(root)
 
     result = provision(inventory, "--check", "--diff")
@@ -116,6 +124,8 @@ def test_check_mode_on_a_fresh_root_reports_changes_and_writes_nothing(tmp_path:
     assert recap_counts(result.stdout)["changed"] > 0
     assert "default-registry.cluster.local" in result.stdout  # the /etc/hosts diff is shown
     assert PULL_SECRET not in result.stdout  # ... but never the pull secret
+    assert "check mode: firewalld is not installed yet" in result.stdout
+    assert "check mode: microshift is not installed yet" in result.stdout
     assert digests(root) == before
     subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)
 
