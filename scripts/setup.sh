@@ -19,7 +19,7 @@ APT_PACKAGES=(
   docker-registry nginx libnginx-mod-rtmp ffmpeg
   debootstrap systemd-container
   chromium chromium-driver
-  make git curl ca-certificates
+  make git curl ca-certificates sudo
 )
 
 install_apt() {
