@@ -21,6 +21,8 @@ def test_no_settings_gives_the_documented_defaults() -> None:
     assert config.video_processing_fps == 1.0
     assert config.face_tolerance == 0.6
     assert config.log_level == "INFO"
+    assert config.face_track_seconds == 1.0  # names of tracked faces reused for up to 1 s
+    assert config.inference_workers == 1  # with tracking on, one worker beats two (edgeface.config)
 
 
 def test_the_seed_names_are_read() -> None:
@@ -62,6 +64,10 @@ def test_the_seed_names_are_read() -> None:
         ("WEB_LOGLEVEL", "LOUD", "CRITICAL, ERROR, WARNING, INFO, DEBUG"),
         ("FACE_TOLERANCE", "nan", "(0, 1.5]"),
         ("WEB_PORT", "70000", "1..65535"),
+        ("FACE_TRACK_SECONDS", "-1", "[0, 10]"),
+        ("FACE_TRACK_SECONDS", "always", "[0, 10]"),
+        ("INFERENCE_WORKERS", "0", "1..8"),
+        ("INFERENCE_WORKERS", "two", "1..8"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_it_accepts(variable: str, value: str, accepted: str) -> None:
@@ -72,6 +78,12 @@ def test_a_bad_value_names_the_variable_and_what_it_accepts(variable: str, value
     assert variable in message
     assert repr(value) in message
     assert accepted in message
+
+
+def test_tracking_and_workers_are_read() -> None:
+    config = load_config({"FACE_TRACK_SECONDS": "0", "INFERENCE_WORKERS": "2"})
+
+    assert (config.face_track_seconds, config.inference_workers) == (0.0, 2)
 
 
 def test_empty_values_mean_the_default() -> None:

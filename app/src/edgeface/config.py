@@ -14,6 +14,16 @@ Measured on a 1280x720 frame of real photos with faces 87 px and 72 px tall (HOG
     1.0         0              87 ms    2
     1.0         2            2000 ms    2     (the seed's deployed setting)
 
+`FACE_TRACK_SECONDS` (new, default 1): between full-frame detections, faces are re-detected only
+around where they were and keep the name they were given for up to this long (edgeface.tracker);
+0 detects on the whole frame and encodes every face on every update.
+
+`INFERENCE_WORKERS` (new, default 1): inference worker processes taking turns with the frames
+(dlib runs on one core per process; each worker loads dlib's models, ~100 MB). With tracking on,
+one worker is faster: each worker tracks only the frames it sees, so two workers each need their
+own full-frame scans (measured on a loaded 2-core machine, VIDEO_PROCESSING_FPS=60: 1 worker 5.2
+updates/s, 2 workers 1.7). More workers help with tracking off (FACE_TRACK_SECONDS=0).
+
 A bad value stops start-up with `ConfigError` naming the variable and what it accepts.
 """
 
@@ -52,6 +62,8 @@ class AppConfig:
     face_loc_ntu: int = 1  # times to upsample when detecting, 0..3
     video_processing_fps: float = 1.0  # recognition updates per second, (0, 60]
     face_tolerance: float = 0.6  # largest encoding distance still named
+    inference_workers: int = 1  # worker processes taking turns with frames (dlib uses one core each)
+    face_track_seconds: float = 1.0  # reuse a tracked face's name this long; 0 = encode every update
     log_level: str = "INFO"
     model_training_yaml: Path | None = None
     stall_seconds: float = 1.5  # no frame for this long = the publisher is gone (goal: noticed < 2 s)
@@ -112,6 +124,10 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         ),
         "face_tolerance": _parse(
             env, "FACE_TOLERANCE", _in_range(float, 0, 1.5, open_low=True), "a number in (0, 1.5]"
+        ),
+        "inference_workers": _parse(env, "INFERENCE_WORKERS", _in_range(int, 1, 8), "an integer 1..8"),
+        "face_track_seconds": _parse(
+            env, "FACE_TRACK_SECONDS", _in_range(float, 0, 10), "a number of seconds in [0, 10]"
         ),
         "log_level": _parse(
             env, "WEB_LOGLEVEL", _choice(LOG_LEVELS, str.upper), "one of " + ", ".join(LOG_LEVELS)

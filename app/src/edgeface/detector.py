@@ -8,6 +8,8 @@ HOG face is ~80 px at the scale it scans, so ratio x 2**upsample must be about 1
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from edgeface.values import Box
@@ -53,3 +55,35 @@ class Detector:
             for top, right, bottom, left in locations
         ]
         return sorted(boxes, key=lambda box: (box.top, box.left))
+
+    def detect_near(self, rgb: np.ndarray, around: Sequence[Box], margin: float = 0.6) -> list[Box]:
+        """Faces found only in the regions around `around` (boxes from an earlier frame).
+
+        Each region is the box grown by `margin` x its size on every side (room for the face to
+        move and for HOG's context), clipped to the frame. Scanning two 150 px regions costs a few
+        ms where the whole 1280x720 frame costs ~90: the cheap step between full detections.
+        Returns full-frame boxes, one per face (overlapping finds of one face are merged).
+        """
+        height, width = rgb.shape[:2]
+        found: list[Box] = []
+        for box in around:
+            grow_y, grow_x = round(box.height * margin), round(box.width * margin)
+            top, left = max(0, box.top - grow_y), max(0, box.left - grow_x)
+            bottom, right = min(height, box.bottom + grow_y), min(width, box.right + grow_x)
+            if bottom - top < 16 or right - left < 16:
+                continue
+            for hit in self.detect(rgb[top:bottom, left:right]):
+                moved = Box(hit.top + top, hit.right + left, hit.bottom + top, hit.left + left)
+                if all(overlap(moved, other) < 0.5 for other in found):
+                    found.append(moved)
+        return sorted(found, key=lambda box: (box.top, box.left))
+
+
+def overlap(first: Box, second: Box) -> float:
+    """Intersection over union of two boxes, 0..1."""
+    height = min(first.bottom, second.bottom) - max(first.top, second.top)
+    width = min(first.right, second.right) - max(first.left, second.left)
+    if height <= 0 or width <= 0:
+        return 0.0
+    shared = height * width
+    return shared / (first.height * first.width + second.height * second.width - shared)

@@ -8,7 +8,11 @@ and raw frame bytes: nothing is pickled. The child loads the model itself and re
 version, people or the reason it could not load it; without a model every face is Unknown.
 
     worker = InferenceWorker(config).start()
-    result = worker.infer(bgr_frame)      # InferenceResult(detections, seconds)
+    result = worker.infer(bgr_frame)      # InferenceResult(detections, seconds, encoded, full_frame)
+
+The worker is handed the frames of one stream in order, so it tracks faces between them
+(edgeface.tracker, `FACE_TRACK_SECONDS`): most updates re-detect only around the known faces and
+reuse their recent names instead of scanning the whole frame and encoding every face.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from edgeface.config import AppConfig
 from edgeface.detector import Detector
 from edgeface.model import ModelError, load_model
 from edgeface.recogniser import Recogniser, encode_faces
+from edgeface.tracker import Tracker
 from edgeface.values import Box, Detection, Match
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,8 @@ class ModelInfo:
 class InferenceResult:
     detections: list[Detection] = field(default_factory=list)
     seconds: float = 0.0  # detection + encoding + matching time inside the worker
+    encoded: int = 0  # faces encoded for this update (the others kept a name under a second old)
+    full_frame: bool = True  # the whole frame was scanned (not only around the tracked faces)
 
 
 def analyse(rgb: np.ndarray, detector: Detector, recogniser: Recogniser) -> list[Detection]:
@@ -123,6 +130,7 @@ class InferenceWorker:
             "detector": config.face_loc_model,
             "ratio": config.face_ratio,
             "upsample": config.face_loc_ntu,
+            "track_seconds": config.face_track_seconds,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "edgeface.inference", json.dumps(arguments)],
@@ -158,7 +166,10 @@ class InferenceWorker:
         if "error" in reply:
             raise InferenceError(str(reply["error"]))
         return InferenceResult(
-            [detection_from_json(item) for item in reply["detections"]], float(reply["seconds"])
+            [detection_from_json(item) for item in reply["detections"]],
+            float(reply["seconds"]),
+            int(reply["encoded"]),
+            bool(reply["full_frame"]),
         )
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -187,6 +198,7 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
         model, hello = None, {"error": str(error)}
     detector = Detector(arguments["detector"], float(arguments["ratio"]), int(arguments["upsample"]))
     recogniser = Recogniser(model, float(arguments["tolerance"]))
+    tracker = Tracker(detector, recogniser, float(arguments["track_seconds"]))
     detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # load dlib's models before saying hello
     write_message(replies, hello)
     while True:
@@ -198,10 +210,12 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
             bgr = np.frombuffer(payload, dtype=np.uint8).reshape(header["shape"])
             started = time.perf_counter()
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # dlib expects RGB; OpenCV decodes BGR
-            detections = analyse(rgb, detector, recogniser)
+            result = tracker.analyse(rgb)
             reply = {
-                "detections": [detection_to_json(item) for item in detections],
+                "detections": [detection_to_json(item) for item in result.detections],
                 "seconds": time.perf_counter() - started,
+                "encoded": result.encoded,
+                "full_frame": result.full_frame,
             }
         except (ValueError, KeyError) as error:
             reply = {"error": f"cannot analyse frame: {error}"}

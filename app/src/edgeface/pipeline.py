@@ -1,9 +1,11 @@
 """The pipeline: source → inference (detector + recogniser) → annotator → broadcaster.
 
-Three threads, whatever the number of viewers:
+Threads, whatever the number of viewers:
 - `capture` (edgeface.source): reads the stream, keeps only the newest frame;
-- `inference`: at most `VIDEO_PROCESSING_FPS` times a second, sends the newest frame to the
-  inference worker process and keeps its detections;
+- `inference-N`, one per inference worker process (`INFERENCE_WORKERS`, default 1; dlib runs on
+  one core per process): each takes the newest frame no other has taken, sends it
+  to its worker and keeps the detections if they are the newest; together at most
+  `VIDEO_PROCESSING_FPS` updates a second;
 - `display`: for every new frame (the stream's own rate), draws the latest detections on it and
   JPEG-encodes it once for all viewers; a "no signal" frame twice a second while the stream is away.
 """
@@ -25,7 +27,13 @@ from edgeface import __version__
 from edgeface.annotator import annotate, no_signal_frame
 from edgeface.broadcaster import Broadcaster
 from edgeface.config import AppConfig
-from edgeface.inference import InferenceError, InferenceWorker, ModelInfo, detection_to_json
+from edgeface.inference import (
+    InferenceError,
+    InferenceResult,
+    InferenceWorker,
+    ModelInfo,
+    detection_to_json,
+)
 from edgeface.source import LIVE, VideoSource
 from edgeface.values import Detection
 
@@ -54,7 +62,7 @@ class Pipeline:
             size=(config.frame_width, config.frame_height),
             stall_seconds=config.stall_seconds,
         )
-        self.worker = InferenceWorker(config)
+        self.workers = [InferenceWorker(config) for _ in range(config.inference_workers)]
         self.broadcaster = Broadcaster()
         self.registry = registry or CollectorRegistry()
         self.inference_seconds = Histogram(
@@ -69,11 +77,21 @@ class Pipeline:
             ["name"],
             registry=self.registry,
         )
+        self.faces_encoded = Counter(
+            "edgeface_faces_encoded",
+            "Faces encoded (the others of an update kept the name their tracked face had)",
+            registry=self.registry,
+        )
         self.registry.register(_PipelineCollector(self))
         self._recognition = Recognition()
-        self._worker_ready = False
+        self._workers_ready = [False] * len(self.workers)
+        self._lock = threading.Lock()  # guards frame claims, the latest recognition and the counts
+        self._claimed = 0  # number of the newest frame an inference thread has taken
+        self._next_turn = 0.0  # monotonic time the next inference update may start
         self._recognised = 0
         self._recognised_at: collections.deque[float] = collections.deque(maxlen=600)
+        self._full_frames = 0
+        self._faces_encoded = 0
         self._displayed = 0
         self._displayed_at: collections.deque[float] = collections.deque(maxlen=600)
         self._stopping = threading.Event()
@@ -84,10 +102,15 @@ class Pipeline:
         if self._threads:
             return self
         self.source.start()
-        for name, target in (("inference", self._run_inference), ("display", self._run_display)):
-            thread = threading.Thread(target=target, name=name, daemon=True)
+        for index in range(len(self.workers)):
+            thread = threading.Thread(
+                target=self._run_inference, args=(index,), name=f"inference-{index}", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
+        display = threading.Thread(target=self._run_display, name="display", daemon=True)
+        display.start()
+        self._threads.append(display)
         log.info("pipeline started on %s", self.source.description)
         return self
 
@@ -97,46 +120,67 @@ class Pipeline:
         self.source.stop()
         for thread in self._threads:
             thread.join(5.0)
-        self.worker.stop()
+        for worker in self.workers:
+            worker.stop()
 
     # -- stages -------------------------------------------------------------------------------
-    def _run_inference(self) -> None:
-        interval = 1.0 / self.config.video_processing_fps
-        seen = 0
+    def _run_inference(self, index: int) -> None:
+        """Loop of inference thread `index`, which drives worker `index`."""
+        worker = self.workers[index]
         while not self._stopping.is_set():
-            if not self._worker_ready and not self._start_worker():
+            if not self._workers_ready[index] and not self._start_worker(index):
                 self._stopping.wait(2.0)
                 continue
-            started = time.monotonic()
-            frame = self.source.wait_newer(seen, timeout=0.5)
+            self._wait_for_turn()
+            frame = self.source.wait_newer(self._claimed, timeout=0.5)
             if frame is None:
                 if self.source.status().state != LIVE:
                     self._recognition = Recognition()  # boxes of a vanished stream mean nothing
                 continue
-            seen = frame.number
+            with self._lock:
+                if frame.number <= self._claimed:
+                    continue  # another inference thread took it first
+                self._claimed = frame.number
             try:
-                result = self.worker.infer(frame.image)
+                result = worker.infer(frame.image)
             except InferenceError as error:
-                log.error("%s; restarting the inference worker", error)
-                self.worker.stop()
-                self._worker_ready = False
+                log.error("%s; restarting inference worker %d", error, index)
+                worker.stop()
+                self._workers_ready[index] = False
                 continue
-            self._recognition = Recognition(result.detections, frame.number, frame.captured, result.seconds)
+            self._record(result, frame.number, frame.captured)
+
+    def _wait_for_turn(self) -> None:
+        """Space the updates of all inference threads 1/VIDEO_PROCESSING_FPS apart (never bunched)."""
+        with self._lock:
+            now = time.monotonic()
+            turn = max(self._next_turn, now)
+            self._next_turn = turn + 1.0 / self.config.video_processing_fps
+        self._stopping.wait(turn - now)
+
+    def _record(self, result: InferenceResult, number: int, captured: float) -> None:
+        """Count one update; keep its detections unless a newer frame's are already shown."""
+        with self._lock:
+            if number > self._recognition.frame_number:
+                self._recognition = Recognition(result.detections, number, captured, result.seconds)
             self._recognised += 1
             self._recognised_at.append(time.monotonic())
-            self.inference_seconds.observe(result.seconds)
-            for detection in result.detections:
-                self.faces.labels(detection.match.name).inc()
-            self._stopping.wait(max(0.0, started + interval - time.monotonic()))
+            self._full_frames += result.full_frame
+            self._faces_encoded += result.encoded
+        self.inference_seconds.observe(result.seconds)
+        self.faces_encoded.inc(result.encoded)
+        for detection in result.detections:
+            self.faces.labels(detection.match.name).inc()
 
-    def _start_worker(self) -> bool:
+    def _start_worker(self, index: int) -> bool:
+        worker = self.workers[index]
         try:
-            self.worker.start()
+            worker.start()
         except (OSError, EOFError, ValueError) as error:
-            log.error("cannot start the inference worker: %s", error)
-            self.worker.stop()
+            log.error("cannot start inference worker %d: %s", index, error)
+            worker.stop()
             return False
-        self._worker_ready = True
+        self._workers_ready[index] = True
         return True
 
     def _run_display(self) -> None:
@@ -159,7 +203,7 @@ class Pipeline:
     # -- read-outs --------------------------------------------------------------------------------
     @property
     def model(self) -> ModelInfo:
-        return self.worker.model
+        return self.workers[0].model
 
     @property
     def recognised(self) -> int:
@@ -172,7 +216,7 @@ class Pipeline:
         which must stay reachable through the Service, and a rollout must not wait for a
         camera. The stream's state is in status() instead.
         """
-        if not self._worker_ready:
+        if not all(self._workers_ready):
             return ["inference worker starting"]
         if self.model.error:
             return [f"model not loaded: {self.model.error}"]
@@ -203,6 +247,8 @@ class Pipeline:
                 "rate": round(_rate(self._recognised_at), 2),
                 "target_fps": self.config.video_processing_fps,
                 "frames": self._recognised,
+                "full_frame_detections": self._full_frames,
+                "faces_encoded": self._faces_encoded,
                 "last_seconds": round(recognition.seconds, 4),
             },
             "viewers": self.broadcaster.viewers,
