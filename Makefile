@@ -16,8 +16,8 @@ setup:
 lint:
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check app tests benchmarks
-	ruff format --check app tests benchmarks
+	ruff check app tests benchmarks e2e
+	ruff format --check app tests benchmarks e2e
 	mypy app/src
 
 pytest:
@@ -37,7 +37,7 @@ bench:
 
 e2e:
 	mkdir -p $(BUILD)/e2e
-	pytest e2e
+	pytest -s e2e
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -24,17 +25,27 @@ def ansible_env() -> dict[str, str]:
 
 
 def run_playbook(
-    playbook: str, *args: str, extra_vars: dict[str, str] | None = None, check: bool = True
+    playbook: str,
+    *args: str,
+    extra_vars: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """ansible-playbook PLAYBOOK ARGS… from the repo root; output captured as text.
 
-    With check=True a non-zero exit raises AssertionError carrying the playbook's output.
+    `env` adds environment variables (credentials, as a user exports them). With check=True a
+    non-zero exit raises AssertionError carrying the playbook's output.
     """
     command: list[str] = [str(BIN / "ansible-playbook"), playbook, *args]
-    for name, value in (extra_vars or {}).items():
-        command += ["-e", f"{name}={value}"]
+    if extra_vars:
+        command += ["-e", json.dumps(extra_vars)]  # JSON: values may hold spaces
     result = subprocess.run(
-        command, cwd=REPO_ROOT, env=ansible_env(), capture_output=True, text=True, check=False
+        command,
+        cwd=REPO_ROOT,
+        env={**ansible_env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if check and result.returncode != 0:
         raise AssertionError(

@@ -1,0 +1,170 @@
+"""The original demo, unattended, through the user's own commands and a real browser.
+
+site.yml → ffmpeg publishes a video of two people, neither in the model → the page shows them
+red and "Unknown" → a photo of one of them goes into the photos folder → retrain.yml → the same
+face, with nothing else touched, is named in a green box → rollback.yml previous → "Unknown" again.
+Screenshots land in build/e2e/ (CI artefacts); a timing table of every step is printed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+from playwright.sync_api import sync_playwright
+
+import local_appliance
+from servers import Publisher, S3Server, face_video, wait_until
+
+ARTEFACTS = local_appliance.REPO_ROOT / "build" / "e2e"
+PERSON = "Barack Obama"  # the face ~90 px tall in the published video
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+class Steps:
+    """Times each step of the flow and prints the table at the end."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float]] = []
+
+    def run(self, name: str, action: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        result = action()
+        self.rows.append((name, time.monotonic() - started))
+        return result
+
+    def table(self) -> str:
+        width = max(len(name) for name, _ in self.rows)
+        lines = [f"{'step':<{width}}  seconds", f"{'-' * width}  -------"]
+        lines += [f"{name:<{width}}  {seconds:7.1f}" for name, seconds in self.rows]
+        lines.append(f"{'total':<{width}}  {sum(seconds for _, seconds in self.rows):7.1f}")
+        return "\n".join(lines)
+
+
+def mjpeg_frame() -> np.ndarray:
+    """One annotated frame from /video_feed, decoded (BGR)."""
+    with urllib.request.urlopen(f"{local_appliance.WEBAPP}/video_feed", timeout=10) as response:
+        data = b""
+        while (end := data.find(b"\xff\xd9", data.find(b"\xff\xd8"))) < 0:
+            data += response.read(65536)
+    start = data.find(b"\xff\xd8")
+    frame = cv2.imdecode(np.frombuffer(data[start : end + 2], np.uint8), cv2.IMREAD_COLOR)
+    assert frame is not None
+    return frame
+
+
+def box_pixels(frame: np.ndarray) -> dict[str, int]:
+    """How many pixels have the annotator's box colours: green (0,200,0) and red (0,0,255) BGR."""
+    blue, green, red = (frame[..., channel].astype(int) for channel in range(3))
+    return {
+        "green": int(np.count_nonzero((green > 170) & (red < 60) & (blue < 60))),
+        "red": int(np.count_nonzero((red > 220) & (green < 60) & (blue < 60))),
+    }
+
+
+class Browser:
+    def __init__(self, profile: Path) -> None:
+        self._playwright = sync_playwright().start()
+        self.context = self._playwright.chromium.launch_persistent_context(
+            str(profile), executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        self.page = self.context.new_page()
+        self.page.set_viewport_size({"width": 1600, "height": 900})
+
+    def open(self, url: str) -> None:
+        self.page.goto(url, wait_until="domcontentloaded")
+        self.page.wait_for_function(
+            "() => { const img = document.getElementById('stream');"
+            " return img && img.naturalWidth > 0 && img.naturalHeight > 0; }",
+            timeout=60_000,
+        )
+
+    def names(self) -> list[str]:
+        return sorted(self.page.locator("#names li").all_text_contents())
+
+    def wait_for_names(self, names: list[str], timeout: float = 120) -> None:
+        wait_until(lambda: self.names() == sorted(names), timeout, f"the page to list {names}")
+
+    def model_version(self) -> str:
+        return str(self.page.locator("#model-version").text_content())
+
+    def screenshot(self, name: str) -> Path:
+        ARTEFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTEFACTS / name
+        self.page.screenshot(path=str(path))
+        return path
+
+    def close(self) -> None:
+        self.context.close()
+        self._playwright.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    opened = Browser(tmp_path / "chromium-profile")
+    yield opened
+    opened.close()
+
+
+def test_unknown_face_retrain_rollout_named_then_rollback(
+    browser: Browser, sample_photos: Path, tmp_path: Path
+) -> None:
+    steps = Steps()
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    video = face_video(sample_photos, tmp_path)
+    local_appliance.teardown()
+    with S3Server() as s3:
+        deployed = steps.run("1 site.yml (clean state)", local_appliance.site)
+        printed = re.search(r"Publish RTMP to: rtmp://[^:]+:(\d+)/(\w+)", deployed.stdout)
+        assert printed, "site.yml did not print the RTMP URL"
+        # Published on loopback, to the port and application the playbook printed.
+        url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test"
+        try:
+            with Publisher(video, url):
+                steps.run("2 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))
+
+                def unknown_on_the_page() -> None:
+                    browser.open(f"{local_appliance.WEBAPP}/")
+                    browser.wait_for_names(["Unknown", "Unknown"])
+
+                steps.run("3 page shows Unknown", unknown_on_the_page)
+                before = box_pixels(mjpeg_frame())
+                browser.screenshot("3-unknown.png")
+                assert before["red"] > 500 and before["green"] == 0, before
+
+                shutil.copy(sample_photos / "obama.jpg", photos / f"{PERSON}.jpg")
+                result = steps.run("4 retrain.yml", lambda: local_appliance.retrain(photos, s3))
+                version = local_appliance.model_version()
+                assert f"model {version} in service" in result.stdout
+
+                steps.run("5 page names the person", lambda: browser.wait_for_names([PERSON, "Unknown"]))
+                browser.page.reload()
+                browser.wait_for_names([PERSON, "Unknown"])
+                assert browser.model_version() == version
+                after = box_pixels(mjpeg_frame())
+                browser.screenshot("5-named.png")
+                assert after["green"] > 500 and after["red"] > 500, after  # the other face stays Unknown
+
+                steps.run("6 rollback.yml previous", lambda: local_appliance.rollback("previous"))
+                steps.run("6 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
+                assert local_appliance.model_version() == "initial"
+        finally:
+            print("\n" + steps.table())
+            local_appliance.teardown()

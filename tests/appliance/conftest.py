@@ -1,0 +1,42 @@
+"""The appliance deployed once for this package, on the podman runtime, and a real S3 endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import local_appliance
+from servers import Publisher, S3Server, face_video
+
+
+@pytest.fixture(scope="package")
+def deployed() -> Iterator[str]:
+    """site.yml against inventories/local from a clean state; yields the first run's output."""
+    local_appliance.teardown()
+    result = local_appliance.site()
+    yield result.stdout
+    local_appliance.teardown()
+
+
+@pytest.fixture(scope="package")
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture(scope="package")
+def stream(deployed: str, sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ffmpeg publishes Obama (~90 px) and Biden (~62 px) to the appliance's RTMP port."""
+    video = face_video(sample_photos, tmp_path_factory.mktemp("video"))
+    with Publisher(video, local_appliance.RTMP):
+        yield video
+
+
+@pytest.fixture
+def photos(tmp_path: Path, sample_photos: Path) -> Path:
+    """An empty photos folder; tests copy the people they want into it."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    return folder

@@ -1,0 +1,122 @@
+"""retrain.yml and rollback.yml on the podman runtime, against a real S3 server and registry."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import local_appliance
+from servers import S3Server
+
+pytestmark = pytest.mark.slow
+
+
+def add(folder: Path, sample_photos: Path, sample: str, person: str) -> None:
+    shutil.copy(sample_photos / sample, folder / f"{person}.jpg")
+
+
+def test_the_gate_stops_a_model_of_bad_photos_and_nothing_is_published(
+    deployed: str, s3: S3Server, photos: Path
+) -> None:
+    cv2.imwrite(str(photos / "Blank Wall.png"), np.full((300, 300, 3), 128, np.uint8))  # no face
+    (photos / "Nobody.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    result = local_appliance.retrain(photos, s3, check=False)
+    assert result.returncode != 0
+    assert "nothing written" in result.stdout or "refused" in result.stdout
+    assert s3.keys() == []
+    assert local_appliance.registry_tags() == ["initial"]
+    assert local_appliance.model_version() == "initial"
+
+
+def test_wrong_s3_credentials_push_nothing_and_show_no_secret(
+    deployed: str, s3: S3Server, photos: Path, sample_photos: Path
+) -> None:
+    add(photos, sample_photos, "biden.jpg", "Joe Biden")
+    wrong_secret = "Wr0ngSecretKeyThatMustNotBePrinted"
+    result = local_appliance.retrain(photos, s3, secret_key=wrong_secret, check=False)
+    assert result.returncode != 0
+    assert "S3 upload of model" in result.stdout
+    assert wrong_secret not in result.stdout + result.stderr
+    assert s3.secret_key not in result.stdout + result.stderr
+    assert s3.keys() == []
+    assert local_appliance.registry_tags() == ["initial"]
+
+
+def test_a_retrain_publishes_and_rolls_out_the_new_person(
+    deployed: str, stream: Path, s3: S3Server, photos: Path, sample_photos: Path, tmp_path: Path
+) -> None:
+    add(photos, sample_photos, "biden.jpg", "Joe Biden")
+    result = local_appliance.retrain(photos, s3)
+    version = local_appliance.model_version()
+    assert version.isdigit() and len(version) == 10, version
+    assert f"model {version} in service (was initial)" in result.stdout
+    # S3 holds the complete version folder; the image carries the very same bytes.
+    assert s3.keys() == [f"{version}/metadata.json", f"{version}/model.data"]
+    s3_bytes = s3.client().get_object(Bucket=s3.bucket, Key=f"{version}/model.data")["Body"].read()
+    copy = tmp_path / "copy"
+    copy.mkdir(mode=0o777)
+    copy.chmod(0o777)
+    subprocess.run(
+        [
+            "podman",
+            "run",
+            "--rm",
+            "--tls-verify=false",
+            "-v",
+            f"{copy}:/target",
+            f"127.0.0.1:5000/ai-for-edge/model:{version}",
+            "/target",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert (
+        hashlib.sha256((copy / "model.data").read_bytes()).hexdigest() == hashlib.sha256(s3_bytes).hexdigest()
+    )
+    assert local_appliance.registry_tags() == sorted(["initial", version])
+    # The running app names Biden now; Obama, not trained, stays Unknown.
+    status = local_appliance.wait_for_names({"Joe Biden", "Unknown"})
+    assert status["model"]["people"] == ["Joe Biden"]
+
+
+def test_a_broken_model_image_is_rolled_back_automatically(
+    deployed: str, s3: S3Server, photos: Path, sample_photos: Path, tmp_path: Path
+) -> None:
+    serving = local_appliance.model_version()
+    add(photos, sample_photos, "biden.jpg", "Joe Biden")
+    add(photos, sample_photos, "obama.jpg", "Barack Obama")
+    # The model image is built from a damaged file (the gate passed the good one): the app
+    # refuses it, the new pod never becomes Ready.
+    broken = tmp_path / "broken.data"
+    subprocess.run([local_appliance.EDGEFACE, "init-model", "-o", str(broken)], check=True)
+    broken.write_bytes(broken.read_bytes()[:-100])
+    result = local_appliance.retrain(
+        photos,
+        s3,
+        check=False,
+        retrain_version="9912312359",
+        images_model_file=str(broken),
+        edge_wait_timeout="40",
+    )
+    assert result.returncode != 0
+    assert "did not become Ready" in result.stdout
+    assert f"Rolled back: model {serving} is in service again" in result.stdout
+    assert local_appliance.model_version() == serving
+
+
+def test_rollback_restores_a_named_and_the_previous_version(deployed: str, stream: Path) -> None:
+    newest = local_appliance.model_version()
+    local_appliance.rollback("previous")
+    assert local_appliance.model_version() == "initial"
+    local_appliance.wait_for_names({"Unknown"})
+    local_appliance.rollback(newest)
+    assert local_appliance.model_version() == newest
+    missing = local_appliance.rollback("0001010000", check=False)
+    assert missing.returncode != 0
+    assert "not in the registry" in missing.stdout
