@@ -22,7 +22,7 @@ def test_no_settings_gives_the_documented_defaults() -> None:
     assert config.face_tolerance == 0.6
     assert config.log_level == "INFO"
     assert config.face_track_seconds == 1.0  # names of tracked faces reused for up to 1 s
-    assert config.inference_workers == 1  # with tracking on, one worker beats two (edgeface.config)
+    assert config.inference_workers == 2  # one follows the faces, one scans the whole frame
 
 
 def test_the_seed_names_are_read() -> None:
@@ -81,9 +81,9 @@ def test_a_bad_value_names_the_variable_and_what_it_accepts(variable: str, value
 
 
 def test_tracking_and_workers_are_read() -> None:
-    config = load_config({"FACE_TRACK_SECONDS": "0", "INFERENCE_WORKERS": "2"})
+    config = load_config({"FACE_TRACK_SECONDS": "0", "INFERENCE_WORKERS": "1"})
 
-    assert (config.face_track_seconds, config.inference_workers) == (0.0, 2)
+    assert (config.face_track_seconds, config.inference_workers) == (0.0, 1)
 
 
 def test_empty_values_mean_the_default() -> None:

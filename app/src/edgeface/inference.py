@@ -33,10 +33,14 @@ from edgeface.config import AppConfig
 from edgeface.detector import Detector
 from edgeface.model import ModelError, load_model
 from edgeface.recogniser import Recogniser, encode_faces
-from edgeface.tracker import Tracker
+from edgeface.tracker import TrackedResult, Tracker
 from edgeface.values import Box, Detection, Match
 
 log = logging.getLogger(__name__)
+
+AUTO, SCAN, FOLLOW = "auto", "scan", "follow"
+MODES = (AUTO, SCAN, FOLLOW)
+"""How a worker treats a frame: see InferenceWorker.infer."""
 
 
 class InferenceError(RuntimeError):
@@ -151,15 +155,29 @@ class InferenceWorker:
             log.info("model %s loaded: %d people", self.model.version, len(self.model.people))
         return self
 
-    def infer(self, bgr: np.ndarray) -> InferenceResult:
-        """Detect and name faces in `bgr` (HxWx3 uint8, OpenCV's BGR order)."""
+    def infer(
+        self, bgr: np.ndarray, mode: str = AUTO, seed: tuple[list[Detection], float] | None = None
+    ) -> InferenceResult:
+        """Detect and name faces in `bgr` (HxWx3 uint8, OpenCV's BGR order).
+
+        mode: AUTO (track, with full scans when due), SCAN (full scan, every face encoded) or
+        FOLLOW (only follow the faces of the last `seed`: detections of a scan and the
+        time.monotonic() seconds of its frame, which the worker takes first).
+        """
+        if mode not in MODES:
+            raise ValueError(f"inference mode must be one of {', '.join(MODES)}, got {mode!r}")
+        header: dict[str, Any] = {"mode": mode}
+        if seed is not None:
+            header["seed"] = [detection_to_json(item) for item in seed[0]]
+            header["seed_at"] = seed[1]
         with self._lock:
             process = self._process
             if process is None or process.poll() is not None:
                 raise InferenceError("inference worker is not running")
             image = np.ascontiguousarray(bgr, dtype=np.uint8)
+            header["shape"] = list(image.shape)
             try:
-                write_message(process.stdin, {"shape": list(image.shape)}, image.tobytes())  # type: ignore[arg-type]
+                write_message(process.stdin, header, image.tobytes())  # type: ignore[arg-type]
                 reply, _ = read_message(process.stdout)  # type: ignore[arg-type]
             except (OSError, EOFError, ValueError) as error:
                 raise InferenceError(f"inference worker failed: {error}") from error
@@ -210,7 +228,17 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
             bgr = np.frombuffer(payload, dtype=np.uint8).reshape(header["shape"])
             started = time.perf_counter()
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # dlib expects RGB; OpenCV decodes BGR
-            result = tracker.analyse(rgb)
+            if "seed" in header:
+                seed = [detection_from_json(item) for item in header["seed"]]
+                tracker.reseed(seed, float(header["seed_at"]))
+            mode = header.get("mode", AUTO)  # a request without a mode: track as usual
+            if mode == SCAN:
+                detections = analyse(rgb, detector, recogniser)
+                result = TrackedResult(detections, True, len(detections))
+            elif mode == FOLLOW:
+                result = tracker.follow(rgb)
+            else:
+                result = tracker.analyse(rgb)
             reply = {
                 "detections": [detection_to_json(item) for item in result.detections],
                 "seconds": time.perf_counter() - started,

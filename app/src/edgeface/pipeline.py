@@ -2,10 +2,10 @@
 
 Threads, whatever the number of viewers:
 - `capture` (edgeface.source): reads the stream, keeps only the newest frame;
-- `inference-N`, one per inference worker process (`INFERENCE_WORKERS`, default 1; dlib runs on
-  one core per process): each takes the newest frame no other has taken, sends it
-  to its worker and keeps the detections if they are the newest; together at most
-  `VIDEO_PROCESSING_FPS` updates a second;
+- `inference-N`, one per inference worker process (`INFERENCE_WORKERS`; dlib runs on one core
+  per process): each takes the newest frame no other has taken, sends it to its worker and
+  keeps the detections if they are the newest; at most `VIDEO_PROCESSING_FPS` updates a second.
+  With two or more workers one follows the faces and the others scan (`Pipeline.mode_of`);
 - `display`: for every new frame (the stream's own rate), draws the latest detections on it and
   JPEG-encodes it once for all viewers; a "no signal" frame twice a second while the stream is away.
 """
@@ -28,6 +28,9 @@ from edgeface.annotator import annotate, no_signal_frame
 from edgeface.broadcaster import Broadcaster
 from edgeface.config import AppConfig
 from edgeface.inference import (
+    AUTO,
+    FOLLOW,
+    SCAN,
     InferenceError,
     InferenceResult,
     InferenceWorker,
@@ -87,7 +90,9 @@ class Pipeline:
         self._workers_ready = [False] * len(self.workers)
         self._lock = threading.Lock()  # guards frame claims, the latest recognition and the counts
         self._claimed = 0  # number of the newest frame an inference thread has taken
-        self._next_turn = 0.0  # monotonic time the next inference update may start
+        self._next_turn: dict[str, float] = {}  # monotonic time the next update / scan may start
+        self._seed: tuple[list[Detection], float] | None = None  # last scan: faces, monotonic time
+        self._seed_number = 0
         self._recognised = 0
         self._recognised_at: collections.deque[float] = collections.deque(maxlen=600)
         self._full_frames = 0
@@ -124,14 +129,29 @@ class Pipeline:
             worker.stop()
 
     # -- stages -------------------------------------------------------------------------------
+    def mode_of(self, index: int) -> str:
+        """What worker `index` does: with tracking on and 2+ workers, worker 0 follows the faces on
+        every update (a few ms) and the others make the full scans (detect + encode, ~250 ms)
+        every FACE_TRACK_SECONDS, so the slow work no longer holds up the updates. Otherwise each
+        worker tracks on its own (AUTO)."""
+        if len(self.workers) < 2 or self.config.face_track_seconds == 0:
+            return AUTO
+        return FOLLOW if index == 0 else SCAN
+
     def _run_inference(self, index: int) -> None:
         """Loop of inference thread `index`, which drives worker `index`."""
-        worker = self.workers[index]
+        worker, mode = self.workers[index], self.mode_of(index)
+        seed_sent = 0  # number of the last scan handed to this (FOLLOW) worker
         while not self._stopping.is_set():
-            if not self._workers_ready[index] and not self._start_worker(index):
-                self._stopping.wait(2.0)
-                continue
-            self._wait_for_turn()
+            if not self._workers_ready[index]:
+                if not self._start_worker(index):
+                    self._stopping.wait(2.0)
+                    continue
+                seed_sent = 0  # a new process knows no faces yet
+            if mode == SCAN:
+                self._wait_for_turn("scan", self.config.face_track_seconds)
+            else:
+                self._wait_for_turn("update", 1.0 / self.config.video_processing_fps)
             frame = self.source.wait_newer(self._claimed, timeout=0.5)
             if frame is None:
                 if self.source.status().state != LIVE:
@@ -141,36 +161,47 @@ class Pipeline:
                 if frame.number <= self._claimed:
                     continue  # another inference thread took it first
                 self._claimed = frame.number
+                claimed_at = time.monotonic()
+                seed = None
+                if mode == FOLLOW and self._seed_number > seed_sent:
+                    seed, seed_sent = self._seed, self._seed_number
             try:
-                result = worker.infer(frame.image)
+                result = worker.infer(frame.image, mode, seed)
             except InferenceError as error:
                 log.error("%s; restarting inference worker %d", error, index)
                 worker.stop()
                 self._workers_ready[index] = False
                 continue
-            self._record(result, frame.number, frame.captured)
+            if mode == SCAN:
+                with self._lock:
+                    self._seed, self._seed_number = (result.detections, claimed_at), self._seed_number + 1
+            self._record(result, frame.number, frame.captured, update=mode != SCAN)
 
-    def _wait_for_turn(self) -> None:
-        """Space the updates of all inference threads 1/VIDEO_PROCESSING_FPS apart (never bunched)."""
+    def _wait_for_turn(self, kind: str, interval: float) -> None:
+        """Space the starts of all threads' `kind` of work `interval` seconds apart (never bunched)."""
         with self._lock:
             now = time.monotonic()
-            turn = max(self._next_turn, now)
-            self._next_turn = turn + 1.0 / self.config.video_processing_fps
+            turn = max(self._next_turn.get(kind, 0.0), now)
+            self._next_turn[kind] = turn + interval
         self._stopping.wait(turn - now)
 
-    def _record(self, result: InferenceResult, number: int, captured: float) -> None:
-        """Count one update; keep its detections unless a newer frame's are already shown."""
+    def _record(self, result: InferenceResult, number: int, captured: float, update: bool = True) -> None:
+        """Count the work of `result`; if it is an `update`, count it and show its detections
+        (unless a newer frame's are already shown). A background scan is not an update: the
+        follower's next update shows its names."""
         with self._lock:
-            if number > self._recognition.frame_number:
-                self._recognition = Recognition(result.detections, number, captured, result.seconds)
-            self._recognised += 1
-            self._recognised_at.append(time.monotonic())
             self._full_frames += result.full_frame
             self._faces_encoded += result.encoded
+            if update:
+                if number > self._recognition.frame_number:
+                    self._recognition = Recognition(result.detections, number, captured, result.seconds)
+                self._recognised += 1
+                self._recognised_at.append(time.monotonic())
         self.inference_seconds.observe(result.seconds)
         self.faces_encoded.inc(result.encoded)
-        for detection in result.detections:
-            self.faces.labels(detection.match.name).inc()
+        if update:
+            for detection in result.detections:
+                self.faces.labels(detection.match.name).inc()
 
     def _start_worker(self, index: int) -> bool:
         worker = self.workers[index]

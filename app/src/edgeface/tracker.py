@@ -19,7 +19,7 @@ frame and encodes every face, as `edgeface.inference.analyse` does.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +30,9 @@ from edgeface.values import Box, Detection, Match
 
 MIN_OVERLAP = 0.3
 """IoU above which a box is the same face as a tracked one (faces move a few px per frame)."""
+
+STALE_AFTER = 3.0
+"""`follow` drops faces whose name is older than this many track_seconds (no scan came)."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +90,48 @@ class Tracker:
         detections = [Detection(track.box, track.match) for track in self.tracks]
         return TrackedResult(detections, full_frame, len(stale))
 
+    def follow(self, rgb: np.ndarray) -> TrackedResult:
+        """Only re-detect the tracked faces around their boxes, keeping their names (no encoding).
+
+        For a worker whose full scans another worker makes (`reseed`). Faces named more than
+        STALE_AFTER x track_seconds ago are dropped: their scans stopped coming.
+        """
+        now = self.clock()
+        live = [track for track in self.tracks if now - track.named_at < STALE_AFTER * self.track_seconds]
+        boxes = self.detector.detect_near(rgb, [track.box for track in live])
+        self.tracks = [
+            Track(box, nearest.match, nearest.named_at)
+            for box in boxes
+            if (nearest := _nearest(box, live)) is not None
+        ]
+        return TrackedResult([Detection(track.box, track.match) for track in self.tracks], False, 0)
+
+    def reseed(self, detections: Sequence[Detection], named_at: float) -> None:
+        """Take the faces of a full scan of an earlier frame (named at clock time `named_at`).
+
+        A scanned face that overlaps a tracked one keeps the tracked (newer) box with the scan's
+        name; a new face is added; a tracked face the scan did not find is dropped.
+        """
+        tracks = []
+        for detection in detections:
+            nearest = _nearest(detection.box, self.tracks)
+            box = detection.box if nearest is None else nearest.box
+            tracks.append(Track(box, detection.match, named_at))
+        self.tracks = tracks
+
     def _recent_match(self, box: Box, now: float) -> tuple[Match, float] | None:
         """The name (and its time) of the tracked face `box` overlaps most, if named recently."""
-        best: Track | None = None
-        best_overlap = MIN_OVERLAP
-        for track in self.tracks:
-            shared = overlap(box, track.box)
-            if shared >= best_overlap and now - track.named_at < self.track_seconds:
-                best, best_overlap = track, shared
-        return None if best is None else (best.match, best.named_at)
+        recent = [track for track in self.tracks if now - track.named_at < self.track_seconds]
+        nearest = _nearest(box, recent)
+        return None if nearest is None else (nearest.match, nearest.named_at)
+
+
+def _nearest(box: Box, tracks: Sequence[Track]) -> Track | None:
+    """The track `box` overlaps most, if by at least MIN_OVERLAP."""
+    best: Track | None = None
+    best_overlap = MIN_OVERLAP
+    for track in tracks:
+        shared = overlap(box, track.box)
+        if shared >= best_overlap:
+            best, best_overlap = track, shared
+    return best
