@@ -71,7 +71,7 @@ def model_version() -> str:
 def registry_tags(repository: str = "ai-for-edge/model") -> list[str]:
     try:
         tags = get_json(f"{REGISTRY}/v2/{repository}/tags/list").get("tags") or []
-    except urllib.error.HTTPError:
+    except (urllib.error.URLError, ConnectionError):  # no repository yet, or the registry is down
         return []
     return sorted(tags)
 

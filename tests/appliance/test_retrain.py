@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import local_appliance
-from servers import S3Server
+from servers import S3Server, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -107,6 +107,23 @@ def test_a_broken_model_image_is_rolled_back_automatically(
     assert result.returncode != 0
     assert "did not become Ready" in result.stdout
     assert f"Rolled back: model {serving} is in service again" in result.stdout
+    assert local_appliance.model_version() == serving
+
+
+def test_with_the_registry_down_nothing_is_rolled_out(
+    deployed: str, s3: S3Server, photos: Path, sample_photos: Path
+) -> None:
+    serving = local_appliance.model_version()
+    add(photos, sample_photos, "obama2.jpg", "Barack Obama")
+    subprocess.run(["podman", "pod", "stop", "registry-pod-0"], check=True, capture_output=True)
+    try:
+        result = local_appliance.retrain(photos, s3, check=False, retrain_version="9912312358")
+    finally:
+        subprocess.run(["podman", "pod", "start", "registry-pod-0"], check=True, capture_output=True)
+        wait_until(local_appliance.registry_tags, 60, "the registry to answer again")
+    assert result.returncode != 0
+    assert "Roll the model out" not in result.stdout
+    assert "9912312358" not in local_appliance.registry_tags()
     assert local_appliance.model_version() == serving
 
 
