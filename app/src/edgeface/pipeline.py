@@ -142,6 +142,7 @@ class Pipeline:
         """Loop of inference thread `index`, which drives worker `index`."""
         worker, mode = self.workers[index], self.mode_of(index)
         seed_sent = 0  # number of the last scan handed to this (FOLLOW) worker
+        scanned = 0  # number of the last frame this (SCAN) worker scanned
         while not self._stopping.is_set():
             if not self._workers_ready[index]:
                 if not self._start_worker(index):
@@ -152,15 +153,20 @@ class Pipeline:
                 self._wait_for_turn("scan", self.config.face_track_seconds)
             else:
                 self._wait_for_turn("update", 1.0 / self.config.video_processing_fps)
-            frame = self.source.wait_newer(self._claimed, timeout=0.5)
+            # A scan takes the newest frame even if an update has it too: it must not wait its turn
+            # behind a follower that takes every frame.
+            frame = self.source.wait_newer(scanned if mode == SCAN else self._claimed, timeout=0.5)
             if frame is None:
                 if self.source.status().state != LIVE:
                     self._recognition = Recognition()  # boxes of a vanished stream mean nothing
                 continue
             with self._lock:
-                if frame.number <= self._claimed:
+                if mode == SCAN:
+                    scanned = frame.number
+                elif frame.number <= self._claimed:
                     continue  # another inference thread took it first
-                self._claimed = frame.number
+                else:
+                    self._claimed = frame.number
                 claimed_at = time.monotonic()
                 seed = None
                 if mode == FOLLOW and self._seed_number > seed_sent:

@@ -4,7 +4,8 @@ A full-frame HOG detection costs ~90 ms on 1280x720 and a 128-d encoding ~75 ms 
 doing both on every frame gives a few updates a second. Faces on a camera move little from one
 frame to the next, so between full detections the tracker only
 
-- re-detects faces in the regions around the boxes it already has (a few ms: `detect_near`), and
+- re-detects faces in the regions around where the last full detection found them (a few ms:
+  `detect_near`; anchored there, as boxes found in small regions drift from frame to frame), and
 - reuses the name and distance of a face whose box overlaps (IoU >= MIN_OVERLAP) a box named less
   than `track_seconds` ago, encoding only new faces and faces whose name has grown old.
 
@@ -42,6 +43,7 @@ class Track:
     box: Box
     match: Match
     named_at: float  # clock seconds of the encoding behind `match`
+    anchor: Box  # the box of the last full-frame detection: where to look for the face next
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ class Tracker:
             boxes = self.detector.detect(rgb)
             self._full_at = now
         else:
-            boxes = self.detector.detect_near(rgb, [track.box for track in self.tracks])
+            boxes = self.detector.detect_near(rgb, [track.anchor for track in self.tracks])
             if len(boxes) < len(self.tracks):  # a face left or was missed: look everywhere now
                 boxes, full_frame, self._full_at = self.detector.detect(rgb), True, now
         matches = [self._recent_match(box, now) for box in boxes]
@@ -86,7 +88,12 @@ class Tracker:
         fresh = self.recogniser.identify(encode_faces(rgb, [boxes[index] for index in stale]))
         for index, match in zip(stale, fresh, strict=True):
             matches[index] = (match, now)
-        self.tracks = [Track(box, *named) for box, named in zip(boxes, matches, strict=True) if named]
+        anchors = [box if full_frame else _anchor_of(box, self.tracks) for box in boxes]
+        self.tracks = [
+            Track(box, named[0], named[1], anchor)
+            for box, named, anchor in zip(boxes, matches, anchors, strict=True)
+            if named
+        ]
         detections = [Detection(track.box, track.match) for track in self.tracks]
         return TrackedResult(detections, full_frame, len(stale))
 
@@ -98,9 +105,9 @@ class Tracker:
         """
         now = self.clock()
         live = [track for track in self.tracks if now - track.named_at < STALE_AFTER * self.track_seconds]
-        boxes = self.detector.detect_near(rgb, [track.box for track in live])
+        boxes = self.detector.detect_near(rgb, [track.anchor for track in live])
         self.tracks = [
-            Track(box, nearest.match, nearest.named_at)
+            Track(box, nearest.match, nearest.named_at, nearest.anchor)
             for box in boxes
             if (nearest := _nearest(box, live)) is not None
         ]
@@ -116,7 +123,7 @@ class Tracker:
         for detection in detections:
             nearest = _nearest(detection.box, self.tracks)
             box = detection.box if nearest is None else nearest.box
-            tracks.append(Track(box, detection.match, named_at))
+            tracks.append(Track(box, detection.match, named_at, detection.box))
         self.tracks = tracks
 
     def _recent_match(self, box: Box, now: float) -> tuple[Match, float] | None:
@@ -124,6 +131,12 @@ class Tracker:
         recent = [track for track in self.tracks if now - track.named_at < self.track_seconds]
         nearest = _nearest(box, recent)
         return None if nearest is None else (nearest.match, nearest.named_at)
+
+
+def _anchor_of(box: Box, tracks: Sequence[Track]) -> Box:
+    """The anchor of the track `box` continues (`box` itself for a new face)."""
+    nearest = _nearest(box, tracks)
+    return box if nearest is None else nearest.anchor
 
 
 def _nearest(box: Box, tracks: Sequence[Track]) -> Track | None:
