@@ -22,9 +22,10 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 import local_appliance
+from playbook import REPO_ROOT
 from servers import Publisher, S3Server, face_video, wait_until
 
-ARTEFACTS = local_appliance.REPO_ROOT / "build" / "e2e"
+ARTEFACTS = REPO_ROOT / "build" / "e2e"
 PERSON = "Barack Obama"  # the face ~90 px tall in the published video
 CHROMIUM_ARGS = [
     "--headless",
