@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from photos import sample_photos_dir  # noqa: E402
+from photos import sample_photos_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -37,7 +37,19 @@ def sample_photos_dir() -> Path:
         return target
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", "-d", tmp, SDIST],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                "-d",
+                tmp,
+                SDIST,
+            ],
             check=True,
         )
         (sdist,) = Path(tmp).glob("face_recognition-*.tar.gz")
