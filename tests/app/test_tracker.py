@@ -16,7 +16,7 @@ from edgeface.detector import Detector, overlap
 from edgeface.inference import analyse
 from edgeface.model import load_model
 from edgeface.recogniser import Recogniser
-from edgeface.tracker import TrackedResult, Tracker
+from edgeface.tracker import STALE_AFTER, TrackedResult, Tracker
 from edgeface.values import Box
 from servers import face_frame
 
@@ -140,7 +140,7 @@ def test_a_follower_keeps_the_names_of_the_last_scan_without_encoding(
     ]
     assert names(tracker.follow(moved)) == ["Barack Obama"]
 
-    clock.now += 3.0  # no scan for STALE_AFTER x track_seconds: the names are too old to show
+    clock.now += STALE_AFTER  # no scan for STALE_AFTER x track_seconds: the names are too old to show
     assert tracker.follow(moved).detections == []
 
 

@@ -32,8 +32,9 @@ from edgeface.values import Box, Detection, Match
 MIN_OVERLAP = 0.3
 """IoU above which a box is the same face as a tracked one (faces move a few px per frame)."""
 
-STALE_AFTER = 3.0
-"""`follow` drops faces whose name is older than this many track_seconds (no scan came)."""
+STALE_AFTER = 10.0
+"""`follow` drops faces whose name is older than this many track_seconds (no scan came). Generous:
+on a loaded machine a scan of a frame can arrive 1.5 s after it and the next 1.5 s later still."""
 
 
 @dataclass(frozen=True)
