@@ -23,19 +23,10 @@ from playwright.sync_api import sync_playwright
 
 import local_appliance
 from playbook import REPO_ROOT
-from servers import Publisher, S3Server, face_video, wait_until
+from servers import CHROMIUM, CHROMIUM_ARGS, Publisher, S3Server, face_video, wait_until
 
 ARTEFACTS = REPO_ROOT / "build" / "e2e"
 PERSON = "Barack Obama"  # the face ~90 px tall in the published video
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 class Steps:
@@ -83,7 +74,7 @@ class Browser:
     def __init__(self, profile: Path) -> None:
         self._playwright = sync_playwright().start()
         self.context = self._playwright.chromium.launch_persistent_context(
-            str(profile), executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+            str(profile), executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
         )
         self.page = self.context.new_page()
         self.page.set_viewport_size({"width": 1600, "height": 900})

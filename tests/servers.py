@@ -42,6 +42,20 @@ Detected at full scale in the composed 1280x720 frame, the faces measure ~90 px 
 PEOPLE = {"obama.jpg": "Barack Obama", "biden.jpg": "Joe Biden"}
 
 
+# Headless Chromium from Debian's package, on a machine without a display or internet access:
+# the background-networking switches keep it from dialling out at start.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
