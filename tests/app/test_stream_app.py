@@ -21,7 +21,16 @@ import pytest
 from edgeface.config import AppConfig
 from edgeface.pipeline import Pipeline
 from edgeface.web import create_app
-from servers import AppServer, Publisher, RtmpServer, Viewers, get_json, wait_until
+from servers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    AppServer,
+    Publisher,
+    RtmpServer,
+    Viewers,
+    get_json,
+    wait_until,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -193,17 +202,9 @@ def test_headless_chromium_shows_the_stream_and_names(live: LiveApp, tmp_path: P
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             str(tmp_path / "profile"),
-            executable_path="/usr/bin/chromium",
+            executable_path=CHROMIUM,
             headless=True,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            args=list(CHROMIUM_ARGS),
         )
         try:
             page = browser.new_page()
