@@ -106,6 +106,7 @@ def test_a_broken_model_image_is_rolled_back_automatically(
     )
     assert result.returncode != 0
     assert "did not become Ready" in result.stdout
+    assert "model not loaded" in result.stdout  # /readyz's reason, reported with the pod's logs
     assert f"Rolled back: model {serving} is in service again" in result.stdout
     assert local_appliance.model_version() == serving
 
