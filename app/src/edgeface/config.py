@@ -67,7 +67,7 @@ class AppConfig:
     face_track_seconds: float = 1.0  # reuse a tracked face's name this long; 0 = encode every update
     log_level: str = "INFO"
     model_training_yaml: Path | None = None
-    stall_seconds: float = 1.5  # no frame for this long = the publisher is gone (goal: noticed < 2 s)
+    stall_seconds: float = 1.0  # newest frame older than this = the publisher is gone (edgeface.source)
     web_host: str = "0.0.0.0"
     web_port: int = 5000
 

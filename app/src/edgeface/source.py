@@ -5,14 +5,16 @@ Inputs: an RTMP/HTTP URL, a video file (played at its own rate, looped) or a loc
 Stream faults. OpenCV's FFmpeg `read()` blocks ~30 s when a publisher vanishes and opening an RTMP
 stream probes for ~5 s. So:
 - every capture is opened with `CAP_PROP_READ_TIMEOUT_MSEC` (1 s) and `CAP_PROP_OPEN_TIMEOUT_MSEC`,
-  so a read on a dead stream returns False within ~2 s instead of ~30 s;
+  so a read on a dead stream gives up after 1 s instead of ~30 s;
 - `OPENCV_FFMPEG_CAPTURE_OPTIONS` defaults to a small probe (`probesize;32768|analyzeduration;500000`):
   measured on nginx-rtmp here, the first frame arrives 0.9 s after open instead of 5.3 s, and 0.7 s
   after a returning publisher starts (a user's own value of the variable is kept);
 - the frame-age watchdog: `status().state` is "no signal" as soon as the newest frame is older
-  than `stall_seconds` (1.5 s), whatever the capture is doing. Frames already in flight when a
-  publisher dies still arrive first: on a loaded 2-core machine, "no signal" came 2.45-2.57 s
-  after the publisher's SIGKILL, and frames were back 0.7-1.0 s after it restarted;
+  than `stall_seconds` (1 s), whatever the capture is doing;
+- a read that waited out its timeout means the publisher is gone: the frame it returns is one the
+  decoder still held, so it is dropped and the capture reopened at once. (Published, such leftovers
+  restarted the watchdog and a second timeout followed them: "no signal" came 2.5 s after the
+  publisher's SIGKILL. Now: ~1.0 s, and frames are back ~0.7 s after a publisher returns);
 - after a loss, a *fresh* VideoCapture is opened, with backoff (0.25 s doubling to 2 s) between
   failed opens. While nginx-rtmp has no publisher, an open waits (up to the open timeout) and
   picks the publisher up as soon as it returns. Nothing here ever exits the process.
@@ -69,7 +71,7 @@ class VideoSource:
         *,
         device: int | None = None,
         size: tuple[int, int] = (1280, 720),
-        stall_seconds: float = 1.5,
+        stall_seconds: float = 1.0,
         open_timeout: float = 10.0,
         max_backoff: float = 2.0,
     ) -> None:
@@ -80,6 +82,7 @@ class VideoSource:
         self.open_timeout = open_timeout
         self.max_backoff = max_backoff
         self.is_file = device is None and Path(url).is_file()
+        self.network = device is None and not self.is_file  # a stream read with READ_TIMEOUT_MS
         self._latest: Frame | None = None
         self._new_frame = threading.Condition()
         self._stopping = threading.Event()
@@ -189,9 +192,12 @@ class VideoSource:
         count = 0
         next_due = time.monotonic()
         while not self._stopping.is_set():
+            asked = time.monotonic()
             ok, image = capture.read()
             if not ok or image is None:
                 break
+            if self.network and time.monotonic() - asked >= READ_TIMEOUT_MS / 1000:
+                break  # the read timed out and this is the decoder's leftover: reopen now
             count += 1
             self._publish(image)
             if interval:
