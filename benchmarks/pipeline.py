@@ -112,7 +112,7 @@ def run_app(config: Any) -> tuple[Any, Any]:
     from servers import AppServer, wait_until
 
     pipeline = Pipeline(config).start()
-    server = AppServer(create_app(config, pipeline), threads=100).start()
+    server = AppServer(create_app(config, pipeline)).start()
     wait_until(lambda: "Barack Obama" in pipeline.status()["names"], 180, "Obama to be named")
     return pipeline, server
 

@@ -400,9 +400,10 @@ class Viewers:
 
 
 class AppServer:
-    """A WSGI app served by waitress (the production server) on 127.0.0.1:`port`, in a thread."""
+    """The web app as `edgeface serve` runs it (waitress, stream viewers fed by the broadcaster's
+    writer) on 127.0.0.1:`port`, in a thread."""
 
-    def __init__(self, app: Any, threads: int = 80) -> None:
+    def __init__(self, app: Any, threads: int = 16) -> None:
         self.app = app
         self.threads = threads
         self.port = free_port()
@@ -414,18 +415,11 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> AppServer:
-        import waitress
+        from edgeface.server import serve_app
+        from edgeface.web import pipeline_of
 
-        from edgeface.web_cli import WAITRESS_OPTIONS
-
-        self.server = waitress.create_server(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            threads=self.threads,
-            connection_limit=200,
-            **WAITRESS_OPTIONS,
-        )
+        broadcaster = pipeline_of(self.app).broadcaster
+        self.server = serve_app(self.app, broadcaster, "127.0.0.1", self.port, self.threads)
         self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
         self.thread.start()
         wait_for_port(self.port)

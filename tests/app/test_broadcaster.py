@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
 import threading
+import time
+from collections.abc import Callable
 
 import cv2
 import numpy as np
 
-from edgeface.broadcaster import Broadcaster
+from edgeface.broadcaster import BOUNDARY, MIMETYPE, Broadcaster
 
 
 def test_every_viewer_gets_the_same_encoded_part() -> None:
@@ -51,3 +54,79 @@ def test_close_ends_waiting_viewers() -> None:
     broadcaster.close()
     viewer.join(5)
     assert not viewer.is_alive()
+
+
+def read_until(connection: socket.socket, marker: bytes, seconds: float = 5.0) -> bytes:
+    connection.settimeout(seconds)
+    data = b""
+    while marker not in data:
+        chunk = connection.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_attached_sockets_get_the_head_then_each_new_part() -> None:
+    broadcaster = Broadcaster()
+    image = np.zeros((16, 16, 3), dtype=np.uint8)
+    first = broadcaster.publish(image, captured=1.0)
+    ends = [socket.socketpair() for _ in range(3)]
+    for server_end, _ in ends:
+        broadcaster.attach(server_end, "1.1")
+
+    for _, viewer_end in ends:
+        data = read_until(viewer_end, first.part)
+        head, _, rest = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK") and MIMETYPE.encode() in head
+        assert rest == first.part  # the newest frame at once
+    assert broadcaster.viewers == 3
+
+    second = broadcaster.publish(image, captured=2.0)
+    for _, viewer_end in ends:
+        assert read_until(viewer_end, second.part) == second.part
+
+    ends[0][1].close()  # a viewer hangs up
+    wait_for(lambda: broadcaster.viewers == 2)
+    broadcaster.close()
+    assert broadcaster.viewers == 0
+    assert ends[1][1].recv(10) == b""  # closed by the writer
+
+
+def test_an_attached_viewer_that_reads_slowly_skips_to_the_newest_part() -> None:
+    broadcaster = Broadcaster()
+    server_end, viewer_end = socket.socketpair()
+    server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    noise = np.random.default_rng(1).integers(0, 255, (240, 320, 3), dtype=np.uint8)  # large parts
+    broadcaster.publish(noise)
+    broadcaster.attach(server_end, "1.0")
+    published = [broadcaster.publish(noise, captured=index) for index in range(1, 21)]  # none read
+    time.sleep(0.2)
+    newest = published[-1]
+
+    data = read_until(viewer_end, newest.part)
+    numbers = data.count(b"--" + BOUNDARY.encode() + b"\r\n")
+    assert data.startswith(b"HTTP/1.0 200 OK")
+    assert data.endswith(newest.part)
+    assert numbers < 5  # the first part, perhaps one in between, then the newest: no backlog
+    broadcaster.close()
+
+
+def test_viewers_beyond_the_limit_get_503() -> None:
+    broadcaster = Broadcaster(max_viewers=1)
+    broadcaster.publish(np.zeros((16, 16, 3), dtype=np.uint8))
+    kept, refused = socket.socketpair(), socket.socketpair()
+    broadcaster.attach(kept[0])
+    broadcaster.attach(refused[0])
+
+    assert read_until(refused[1], b"\r\n\r\n").startswith(b"HTTP/1.1 503 Service Unavailable")
+    assert refused[1].recv(10) == b""
+    assert broadcaster.viewers == 1
+    broadcaster.close()

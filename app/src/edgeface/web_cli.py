@@ -16,24 +16,17 @@ from typing import Any
 from edgeface import __version__
 from edgeface.config import ConfigError, load_config
 
-DEFAULT_THREADS = 100
-"""Waitress worker threads: each MJPEG viewer holds one for as long as it watches."""
-
-WAITRESS_OPTIONS = {
-    "asyncore_use_poll": True,  # select() fails past 1024 descriptors; many viewers need poll()
-    "outbuf_high_watermark": 1 << 20,  # a slow viewer's thread waits (then skips to the newest frame)
-    "outbuf_overflow": 4 << 20,  # ... before its backlog would spill into a temp file
-    "channel_timeout": 30,
-    "ident": "edgeface",
-}
-"""waitress settings for MJPEG: per-viewer backlog bounded in memory, poll() for many sockets."""
+DEFAULT_THREADS = 16
+"""waitress worker threads: for the page, the JSON and the metrics (stream viewers hold none)."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     serve = subparsers.add_parser("serve", help="run the recognition web app (env contract: see README)")
     serve.add_argument("--host", help="address to listen on (default: WEB_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="TCP port (default: WEB_PORT or 5000)")
-    serve.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="HTTP worker threads (viewers)")
+    serve.add_argument(
+        "--threads", type=int, default=DEFAULT_THREADS, help="HTTP worker threads (stream viewers need none)"
+    )
     serve.set_defaults(handler=run_serve)
 
     recognize = subparsers.add_parser("recognize", help="name the faces in one photo with a model")
@@ -64,19 +57,18 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=config.log_level_number, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    import waitress  # noqa: PLC0415
-
-    from edgeface.web import create_app  # noqa: PLC0415
+    from edgeface.server import serve_app  # noqa: PLC0415
+    from edgeface.web import create_app, pipeline_of  # noqa: PLC0415
 
     app = create_app(config)
-    waitress.serve(
-        app,
-        host=args.host or config.web_host,
-        port=args.port or config.web_port,
-        threads=args.threads,
-        connection_limit=max(100, args.threads * 2),
-        **WAITRESS_OPTIONS,
+    pipeline = pipeline_of(app)
+    server = serve_app(
+        app, pipeline.broadcaster, args.host or config.web_host, args.port or config.web_port, args.threads
     )
+    try:
+        server.run()
+    finally:
+        pipeline.stop()
     return 0
 
 
