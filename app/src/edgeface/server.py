@@ -25,10 +25,11 @@ WAITRESS_OPTIONS: dict[str, Any] = {
 }
 
 
-class _StreamChannel(HTTPChannel):
+class _StreamChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type hints
     """A waitress connection that gives itself to the broadcaster when it asks for the stream."""
 
     broadcaster: Broadcaster
+    requests: list[Any]
 
     def service(self) -> None:
         request = self.requests[0]
