@@ -128,7 +128,7 @@ def test_health_readiness_and_metrics(live: LiveApp) -> None:
 def test_updates_are_counted_once_and_paced_with_a_follower_and_a_scanner(live: LiveApp) -> None:
     workers = live.pipeline.workers
     assert [live.pipeline.mode_of(index) for index in range(len(workers))] == ["follow", "scan"]
-    slow = Pipeline(AppConfig(video_processing_fps=1.0))  # the default: an update a second, as scans
+    slow = Pipeline(AppConfig(video_processing_fps=1.0))  # the seed's rate: an update a second, as scans
     assert [slow.mode_of(index) for index in range(len(slow.workers))] == ["auto", "auto"]
     assert all(worker._process is not None and worker._process.poll() is None for worker in workers)
     before, started = live.status()["recognition"], time.monotonic()

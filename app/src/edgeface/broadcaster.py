@@ -56,6 +56,11 @@ class Broadcaster:
     def viewers(self) -> int:
         return self._viewers + self._fanout.viewers
 
+    @property
+    def writer_thread_id(self) -> int | None:
+        """Native id of the thread that writes to attached sockets (None until the first viewer)."""
+        return self._fanout.native_id
+
     def attach(self, connection: socket.socket, http_version: str = "1.1") -> None:
         """Take over `connection`, whose request for the stream has been read: send the response
         head, then every new part, until the viewer hangs up. The socket is closed here."""
@@ -143,6 +148,7 @@ class _Fanout:
         self._count = 0
         self._closed = False
         self._thread: threading.Thread | None = None
+        self.native_id: int | None = None
         self._wake_in, self._wake_out = socket.socketpair()
         for end in (self._wake_in, self._wake_out):
             end.setblocking(False)
@@ -191,6 +197,7 @@ class _Fanout:
             self._thread.join(5.0)
 
     def _run(self) -> None:
+        self.native_id = threading.get_native_id()
         selector = selectors.DefaultSelector()
         selector.register(self._wake_in, selectors.EVENT_READ)
         viewers: dict[socket.socket, _Viewer] = {}

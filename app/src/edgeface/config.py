@@ -14,6 +14,12 @@ Measured on a 1280x720 frame of real photos with faces 87 px and 72 px tall (HOG
     1.0         0              87 ms    2
     1.0         2            2000 ms    2     (the seed's deployed setting)
 
+`VIDEO_PROCESSING_FPS` defaults to **15** instead of the seed's 1. The seed needed a whole core for
+1 recognition a second; here a follower re-detects the faces around where they were (a few ms) and
+a second worker rescans the whole frame once per `FACE_TRACK_SECONDS`, so 15 updates/s with every
+face named cost about 0.3 core more than 1/s (`python -m benchmarks pipeline` prints both). It is
+an upper bound: a slower stream gives as many updates as it has frames; set 1 to save power.
+
 `FACE_TRACK_SECONDS` (new, default 1): between full-frame detections, faces are re-detected only
 around where they were and keep the name they were given for up to this long (edgeface.tracker);
 0 detects on the whole frame and encodes every face on every update.
@@ -61,7 +67,7 @@ class AppConfig:
     face_ratio: float = DEFAULT_FACE_RATIO  # scale applied before detection, (0, 1]
     face_loc_model: str = "hog"  # hog (CPU) | cnn (CUDA)
     face_loc_ntu: int = 1  # times to upsample when detecting, 0..3
-    video_processing_fps: float = 1.0  # recognition updates per second, (0, 60]
+    video_processing_fps: float = 15.0  # most recognition updates per second, (0, 60]
     face_tolerance: float = 0.6  # largest encoding distance still named
     inference_workers: int = 2  # worker processes: one follows faces, the other scans (one core each)
     face_track_seconds: float = 1.0  # reuse a tracked face's name this long; 0 = encode every update

@@ -133,7 +133,7 @@ class Pipeline:
         """What worker `index` does: with tracking on and 2+ workers, worker 0 follows the faces on
         every update (a few ms) and the others make the full scans (detect + encode, ~250 ms)
         every FACE_TRACK_SECONDS, so the slow work no longer holds up the updates. Otherwise (one
-        worker, tracking off, or updates no more frequent than scans, as at the default 1/s) each
+        worker, tracking off, or updates no more frequent than scans, as at the seed's 1/s) each
         worker tracks on its own (AUTO)."""
         config = self.config
         if len(self.workers) < 2 or config.video_processing_fps * config.face_track_seconds <= 1.0:

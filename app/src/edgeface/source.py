@@ -172,7 +172,7 @@ class VideoSource:
                 capture.release()
             if read:
                 backoff = 0.25
-                if not self.is_file:
+                if not self.is_file and not self._stopping.is_set():
                     self._reconnects += 1
                     self._error = f"stream {self.description} lost after {read} frames"
                     log.warning("%s; reconnecting", self._error)
