@@ -7,7 +7,8 @@ Threads, whatever the number of viewers:
   keeps the detections if they are the newest; at most `VIDEO_PROCESSING_FPS` updates a second.
   With two or more workers one follows the faces and the others scan (`Pipeline.mode_of`);
 - `display`: for every new frame (the stream's own rate), draws the latest detections on it and
-  JPEG-encodes it once for all viewers; a "no signal" frame twice a second while the stream is away.
+  JPEG-encodes it once for all viewers; a "no signal" frame twice a second while the stream is away;
+- `mjpeg-writer` (edgeface.broadcaster), from the first viewer on: sends each part to every viewer.
 """
 
 from __future__ import annotations
