@@ -7,6 +7,7 @@ default two inference workers: one follows the faces, the other scans the whole 
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import urllib.request
@@ -194,6 +195,35 @@ def test_fifty_viewers_do_not_slow_recognition(live: LiveApp) -> None:
     assert one_result["parts"][0] > 0
     assert crowded >= 0.7 * alone
     assert live.status()["names"] == ["Barack Obama", "Unknown"]
+
+
+def test_stream_viewers_are_counted_until_they_hang_up(live: LiveApp) -> None:
+    port = int(live.url.rsplit(":", 1)[1])
+    viewers = []
+    for _ in range(3):
+        viewer = socket.create_connection(("127.0.0.1", port), timeout=10)
+        viewer.sendall(b"GET /video_feed HTTP/1.1\r\nHost: edge\r\n\r\n")
+        viewers.append(viewer)
+    for viewer in viewers:
+        data = b""
+        while data.count(b"--frame\r\n") < 2:  # the newest frame at once, then the next
+            data += viewer.recv(65536)
+        head = data.split(b"\r\n\r\n", 1)[0]
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"multipart/x-mixed-replace; boundary=frame" in head
+    wait_until(lambda: live.status()["viewers"] == 3, 10, "3 viewers in /api/status")
+    for viewer in viewers:
+        viewer.close()
+    wait_until(lambda: live.status()["viewers"] == 0, 10, "the viewers to be gone")
+    with urllib.request.urlopen(f"{live.url}/metrics", timeout=10) as response:
+        assert "edgeface_viewers 0.0" in response.read().decode()
+
+
+def test_head_of_the_video_feed_answers_at_once(live: LiveApp) -> None:
+    request = urllib.request.Request(f"{live.url}/video_feed", method="HEAD")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("multipart/x-mixed-replace")
+        assert response.read() == b""
 
 
 def test_headless_chromium_shows_the_stream_and_names(live: LiveApp, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template
+from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edgeface import __version__
@@ -39,6 +39,9 @@ def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None
 
     @app.get("/video_feed")
     def video_feed() -> Response:
+        # Under `edgeface serve` a GET never gets here (edgeface.server hands it to the broadcaster).
+        if request.method == "HEAD":  # the head only: an endless body would hold a thread
+            return Response(mimetype=MIMETYPE, headers={"Cache-Control": "no-store"})
         response = Response(pipeline.broadcaster.stream(), mimetype=MIMETYPE)
         response.headers["Cache-Control"] = "no-store"
         return response

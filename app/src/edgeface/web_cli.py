@@ -65,6 +65,7 @@ def run_serve(args: argparse.Namespace) -> int:
     server = serve_app(
         app, pipeline.broadcaster, args.host or config.web_host, args.port or config.web_port, args.threads
     )
+    server.print_listen("Serving on http://{}:{}")
     try:
         server.run()
     finally:
