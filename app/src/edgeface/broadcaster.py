@@ -233,6 +233,10 @@ class _Fanout:
                     if viewer.pending is not None and now - viewer.progressed > STALLED_SECONDS:
                         log.info("MJPEG viewer dropped: took nothing for %.0f s", STALLED_SECONDS)
                         self._drop(viewer, viewers, selector)
+        with self._lock:
+            incoming, self._incoming = self._incoming, []
+        for viewer in incoming:  # attached just before the close
+            viewers[viewer.connection] = viewer
         for viewer in list(viewers.values()):
             self._drop(viewer, viewers, selector)
         selector.close()
