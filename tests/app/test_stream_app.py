@@ -185,13 +185,14 @@ def test_fifty_viewers_do_not_slow_recognition(live: LiveApp) -> None:
     alone = recognitions_during(live, 10)
     one_result = one.result()
 
-    many = Viewers(f"{live.url}/video_feed", 50, 20)
+    many = Viewers(f"{live.url}/video_feed", 50, 30)
     wait_until(lambda: live.pipeline.broadcaster.viewers >= 50, 10, "50 viewers")
-    crowded = recognitions_during(live, 15)
+    crowded = recognitions_during(live, 25)
     many_result = many.result()
 
     print(f"recognitions/s: 1 viewer {alone:.2f}, 50 viewers {crowded:.2f}")
-    assert min(many_result["parts"]) > 15 * 5  # every viewer saw frames (>= 5 fps over ~20 s)
+    print(f"frames per viewer over 30 s: {min(many_result['parts'])} to {max(many_result['parts'])}")
+    assert min(many_result["parts"]) > 30 * 10  # every viewer kept up (>= 10 of the 15 fps for 30 s)
     assert one_result["parts"][0] > 0
     assert crowded >= 0.7 * alone
     assert live.status()["names"] == ["Barack Obama", "Unknown"]
