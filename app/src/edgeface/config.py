@@ -17,9 +17,9 @@ Measured on a 1280x720 frame of real photos with faces 87 px and 72 px tall (HOG
 `VIDEO_PROCESSING_FPS` defaults to **15** instead of the seed's 1. The seed needed a whole core for
 1 recognition a second; here a follower re-detects the faces around where they were (a few ms) and
 a second worker rescans the whole frame once per `FACE_TRACK_SECONDS`, so 15 updates/s with every
-face named cost about 0.2 core more than 1/s (measured: 0.80 against 0.60 CPU s/s, both printed
-by `python -m benchmarks pipeline`). It is an upper bound: a slower stream gives as many updates
-as it has frames; set 1 to save power.
+face named cost about a quarter of a core more than 1/s (measured in two runs: 0.80-0.83 against
+0.54-0.60 CPU s/s, both printed by `python -m benchmarks pipeline`). It is an upper bound: a
+slower stream gives as many updates as it has frames; set 1 to save power.
 
 `FACE_TRACK_SECONDS` (new, default 1): between full-frame detections, faces are re-detected only
 around where they were and keep the name they were given for up to this long (edgeface.tracker);
