@@ -5,12 +5,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable
 
 import cv2
 import numpy as np
 
 from edgeface.broadcaster import BOUNDARY, MIMETYPE, Broadcaster
+from servers import wait_until
 
 
 def test_every_viewer_gets_the_same_encoded_part() -> None:
@@ -67,13 +67,6 @@ def read_until(connection: socket.socket, marker: bytes, seconds: float = 5.0) -
     return data
 
 
-def wait_for(check: Callable[[], bool], seconds: float = 5.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def test_attached_sockets_get_the_head_then_each_new_part() -> None:
     broadcaster = Broadcaster()
     image = np.zeros((16, 16, 3), dtype=np.uint8)
@@ -94,7 +87,7 @@ def test_attached_sockets_get_the_head_then_each_new_part() -> None:
         assert read_until(viewer_end, second.part) == second.part
 
     ends[0][1].close()  # a viewer hangs up
-    wait_for(lambda: broadcaster.viewers == 2)
+    wait_until(lambda: broadcaster.viewers == 2, 5, "the viewer that hung up to be dropped", interval=0.01)
     broadcaster.close()
     assert broadcaster.viewers == 0
     assert ends[1][1].recv(10) == b""  # closed by the writer
