@@ -32,22 +32,21 @@ MEASURE_SECONDS = 20.0
 PAIRS = 3
 
 
+def stat_cpu_seconds(stat: str) -> float:
+    """User + system CPU seconds from a /proc `stat` file (of a process or of one thread)."""
+    fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pids: list[int]) -> float:
     """CPU time (user + system) of this process, plus of children `pids` (the inference workers)."""
     times = os.times()
-    total = times.user + times.system
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+    return times.user + times.system + sum(stat_cpu_seconds(f"/proc/{pid}/stat") for pid in pids)
 
 
 def thread_cpu_seconds(native_id: int | None) -> float:
     """CPU time of one thread of this process (0 before it exists)."""
-    if native_id is None:
-        return 0.0
-    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0 if native_id is None else stat_cpu_seconds(f"/proc/self/task/{native_id}/stat")
 
 
 def passthrough_fps(url: str, seconds: float) -> float:
