@@ -149,6 +149,9 @@ class _Fanout:
         self._closed = False
         self._thread: threading.Thread | None = None
         self.native_id: int | None = None
+        # Owned by the writer thread alone:
+        self._selector = selectors.DefaultSelector()
+        self._viewers: dict[socket.socket, _Viewer] = {}
         self._wake_in, self._wake_out = socket.socketpair()
         for end in (self._wake_in, self._wake_out):
             end.setblocking(False)
@@ -198,48 +201,46 @@ class _Fanout:
 
     def _run(self) -> None:
         self.native_id = threading.get_native_id()
-        selector = selectors.DefaultSelector()
-        selector.register(self._wake_in, selectors.EVENT_READ)
-        viewers: dict[socket.socket, _Viewer] = {}
+        self._selector.register(self._wake_in, selectors.EVENT_READ)
         sent = 0  # number of the newest frame handed to the viewers
         checked = time.monotonic()
         while not self._closed:
-            for key, mask in selector.select(timeout=1.0):
+            for key, mask in self._selector.select(timeout=1.0):
                 if key.fileobj is self._wake_in:
                     with contextlib.suppress(BlockingIOError):
                         self._wake_in.recv(4096)
                     continue
                 viewer: _Viewer = key.data
                 if mask & selectors.EVENT_READ and not self._hears(viewer):
-                    self._drop(viewer, viewers, selector)
+                    self._drop(viewer)
                 elif mask & selectors.EVENT_WRITE:
-                    self._send(viewer, viewers, selector)
+                    self._send(viewer)
             with self._lock:
                 incoming, self._incoming = self._incoming, []
             for viewer in incoming:
-                viewers[viewer.connection] = viewer
-                selector.register(viewer.connection, selectors.EVENT_READ, viewer)
-                self._send(viewer, viewers, selector)
+                self._viewers[viewer.connection] = viewer
+                self._selector.register(viewer.connection, selectors.EVENT_READ, viewer)
+                self._send(viewer)
             latest = self.broadcaster.latest()
             if latest is not None and latest.number > sent:
                 sent = latest.number
-                for viewer in list(viewers.values()):
+                for viewer in list(self._viewers.values()):
                     if viewer.pending is None:
-                        self._send(viewer, viewers, selector)
+                        self._send(viewer)
             now = time.monotonic()
             if now - checked > 1.0:
                 checked = now
-                for viewer in list(viewers.values()):
+                for viewer in list(self._viewers.values()):
                     if viewer.pending is not None and now - viewer.progressed > STALLED_SECONDS:
                         log.info("MJPEG viewer dropped: took nothing for %.0f s", STALLED_SECONDS)
-                        self._drop(viewer, viewers, selector)
+                        self._drop(viewer)
         with self._lock:
             incoming, self._incoming = self._incoming, []
         for viewer in incoming:  # attached just before the close
-            viewers[viewer.connection] = viewer
-        for viewer in list(viewers.values()):
-            self._drop(viewer, viewers, selector)
-        selector.close()
+            self._viewers[viewer.connection] = viewer
+        for viewer in list(self._viewers.values()):
+            self._drop(viewer)
+        self._selector.close()
 
     @staticmethod
     def _hears(viewer: _Viewer) -> bool:
@@ -251,9 +252,7 @@ class _Fanout:
         except OSError:
             return False
 
-    def _send(
-        self, viewer: _Viewer, viewers: dict[socket.socket, _Viewer], selector: selectors.BaseSelector
-    ) -> None:
+    def _send(self, viewer: _Viewer) -> None:
         """Send what the socket takes now: the rest of the current part, then the newest part."""
         while True:
             if viewer.pending is None:
@@ -266,7 +265,7 @@ class _Fanout:
             except BlockingIOError:
                 break
             except OSError:
-                self._drop(viewer, viewers, selector)
+                self._drop(viewer)
                 return
             viewer.progressed = time.monotonic()
             viewer.pending = viewer.pending[count:] if count < len(viewer.pending) else None
@@ -276,15 +275,13 @@ class _Fanout:
         if writing != viewer.writing:
             viewer.writing = writing
             events = selectors.EVENT_READ | (selectors.EVENT_WRITE if writing else 0)
-            selector.modify(viewer.connection, events, viewer)
+            self._selector.modify(viewer.connection, events, viewer)
 
-    def _drop(
-        self, viewer: _Viewer, viewers: dict[socket.socket, _Viewer], selector: selectors.BaseSelector
-    ) -> None:
-        if viewers.pop(viewer.connection, None) is None:
+    def _drop(self, viewer: _Viewer) -> None:
+        if self._viewers.pop(viewer.connection, None) is None:
             return
         with contextlib.suppress(KeyError, ValueError):
-            selector.unregister(viewer.connection)
+            self._selector.unregister(viewer.connection)
         viewer.connection.close()
         with self._lock:
             self._count -= 1

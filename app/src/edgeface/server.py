@@ -15,8 +15,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import BaseWSGIServer, create_server
 
 from edgeface.broadcaster import Broadcaster
-
-VIDEO_FEED = "/video_feed"
+from edgeface.web import VIDEO_FEED
 
 WAITRESS_OPTIONS: dict[str, Any] = {
     "asyncore_use_poll": True,  # select() fails past 1024 descriptors

@@ -22,6 +22,7 @@ from edgeface.config import AppConfig, load_config
 from edgeface.pipeline import Pipeline
 
 EXTENSION = "edgeface"
+VIDEO_FEED = "/video_feed"  # the MJPEG route; edgeface.server serves its GETs itself
 
 
 def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None) -> Flask:
@@ -37,7 +38,7 @@ def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None
     def index() -> str:
         return render_template("index.html", status=pipeline.status(), version=__version__)
 
-    @app.get("/video_feed")
+    @app.get(VIDEO_FEED)
     def video_feed() -> Response:
         # Under `edgeface serve` a GET never gets here (edgeface.server hands it to the broadcaster).
         if request.method == "HEAD":  # the head only: an endless body would hold a thread
