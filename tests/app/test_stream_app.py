@@ -208,7 +208,9 @@ def test_stream_viewers_are_counted_until_they_hang_up(live: LiveApp) -> None:
     for viewer in viewers:
         data = b""
         while data.count(b"--frame\r\n") < 2:  # the newest frame at once, then the next
-            data += viewer.recv(65536)
+            chunk = viewer.recv(65536)
+            assert chunk, f"the server closed the stream after {data[:200]!r}"
+            data += chunk
         head = data.split(b"\r\n\r\n", 1)[0]
         assert head.startswith(b"HTTP/1.1 200 OK") and b"multipart/x-mixed-replace; boundary=frame" in head
     wait_until(lambda: live.status()["viewers"] == 3, 10, "3 viewers in /api/status")
