@@ -157,12 +157,20 @@ def test_validate_refuses_a_person_without_photos(
     assert "Joe Biden: no usable photo" in capsys.readouterr().out
 
 
-def test_convert_legacy_refuses_without_the_flag_and_runs_nothing(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+@pytest.fixture
+def crafted_legacy(tmp_path: Path) -> tuple[Path, Path]:
+    """A model in the demo's pickle format whose names hide a payload; (file, the file the
+    payload would create if it ever ran)."""
     marker = tmp_path / "pwned"
     legacy = tmp_path / "old.pickle"
     legacy.write_bytes(pickle.dumps([[np.zeros(128)], [FileCreatingPayload(marker)]]))
+    return legacy, marker
+
+
+def test_convert_legacy_refuses_without_the_flag_and_runs_nothing(
+    crafted_legacy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    legacy, marker = crafted_legacy
     output = tmp_path / "model.data"
 
     assert edgeface("convert-legacy", legacy, "-o", output) == 1
@@ -172,11 +180,9 @@ def test_convert_legacy_refuses_without_the_flag_and_runs_nothing(
 
 
 def test_convert_legacy_even_with_the_flag_rebuilds_only_arrays(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    crafted_legacy: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    marker = tmp_path / "pwned"
-    legacy = tmp_path / "old.pickle"
-    legacy.write_bytes(pickle.dumps([[np.zeros(128)], [FileCreatingPayload(marker)]]))
+    legacy, marker = crafted_legacy
 
     assert edgeface("convert-legacy", legacy, "-o", tmp_path / "model.data", "--i-trust-this-file") == 1
     assert "refusing to load" in capsys.readouterr().err
