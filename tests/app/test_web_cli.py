@@ -63,6 +63,14 @@ def test_serve_refuses_a_bad_setting_naming_the_variable(
     assert "FACE_LOC_MODEL='yolo' is invalid: expected hog or cnn" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_server_without_threads(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run(["serve", "--threads", "0"])
+
+    assert exit_info.value.code == 2
+    assert "argument --threads: must be at least 1, got 0" in capsys.readouterr().err
+
+
 def test_doctor_reports_versions_and_whether_cnn_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["doctor", "--json"]) == 0
 

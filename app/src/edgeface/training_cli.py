@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgeface.arguments import positive_int
 from edgeface.recogniser import DEFAULT_TOLERANCE
 
 
@@ -37,7 +38,7 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--strict", action="store_true", help="fail (and write nothing) if any photo is skipped"
     )
-    train.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="worker processes")
+    train.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="worker processes")
     train.add_argument(
         "--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE, help="recorded in the model"
     )
@@ -62,7 +63,7 @@ def register(subparsers: Any) -> None:
     validate.add_argument(
         "--cache", type=Path, help="encoding cache folder (default: <model dir>/.edgeface-cache)"
     )
-    validate.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1, help="worker processes")
+    validate.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="worker processes")
     validate.set_defaults(handler=run_validate)
 
     init = subparsers.add_parser(
@@ -87,13 +88,6 @@ def register(subparsers: Any) -> None:
     convert.add_argument("--i-trust-this-file", action="store_true", help="required: you made this pickle")
     convert.add_argument("--version", dest="model_version", help="model version (default: YYMMDDHHMM, UTC)")
     convert.set_defaults(handler=run_convert_legacy)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def _tolerance(text: str) -> float:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeface import __version__
+from edgeface.arguments import positive_int
 from edgeface.config import ConfigError, load_config
 
 DEFAULT_THREADS = 16
@@ -25,7 +26,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     serve.add_argument("--host", help="address to listen on (default: WEB_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=int, help="TCP port (default: WEB_PORT or 5000)")
     serve.add_argument(
-        "--threads", type=int, default=DEFAULT_THREADS, help="HTTP worker threads (stream viewers need none)"
+        "--threads",
+        type=positive_int,
+        default=DEFAULT_THREADS,
+        help="HTTP worker threads (stream viewers need none)",
     )
     serve.set_defaults(handler=run_serve)
 
