@@ -27,19 +27,21 @@
 #   --l4t-base REF        base of webapp-l4t (default nvcr.io/nvidia/l4t-jetpack:r36.4.0)
 #   --arch ARCH           amd64 or arm64 (default: this machine's); selects the wheels and
 #                         podman's --platform (another arch needs qemu-user-static binfmt)
-#   --push REGISTRY       push each built image to REGISTRY/<name>:<tag> (skipped when the
-#                         registry already holds that image)
+#   --push REGISTRY       push each built image to REGISTRY/<name>:<tag> with
+#                         scripts/push-images.sh (skipped when the registry already holds it)
 #   --push-tls-verify B   true (default) or false for an edge registry without TLS
 #
 # Python wheels are prepared on this machine (pip wheel / pip download, pinned by
 # requirements.txt) and copied into the build: pip inside a build needs network and a trust
 # store the base image may lack. Prints one line per image: "==> IMAGE REF: built|unchanged ID"
-# and, with --push, "==> push REF: pushed|up to date".
+# and, with --push, "==> push REF: pushed|up to date DIGEST".
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 [ -x "$PYTHON" ] || PYTHON=python3
+# Scratch space for wheels and build contexts: one folder per run (the images role passes a fresh
+# one), so concurrent builds never share it.
 STAGE=${IMAGES_STAGE_DIR:-$ROOT/build/images}
 
 offline=false
@@ -116,6 +118,10 @@ for name in "${images[@]}"; do
   esac
 done
 if [[ " ${images[*]} " == *" model "* ]]; then
+  # The empty model is made with the webapp image when it is built in this run: model goes last.
+  rest=()
+  for name in "${images[@]}"; do [ "$name" = model ] || rest+=("$name"); done
+  images=("${rest[@]}" model)
   # Offline, the model's base is our busybox image: build it first (cached after once).
   if $offline && [[ " ${images[*]} " != *" busybox "* ]]; then images=(busybox "${images[@]}"); fi
   [ -z "$model_file" ] || [ -f "$model_file" ] || die "--model-file $model_file: no such file"
@@ -174,21 +180,6 @@ pull_upstream_registry() {
   built_refs+=("$ref")
 }
 
-# Pushes unless the registry's manifest already names this image's config (= its image ID).
-push_image() {
-  local ref=$1 dest remote local_id
-  dest="$push/${ref##*/}"
-  local_id=$(image_id "$ref")
-  remote=$(skopeo inspect --raw --tls-verify="$push_tls_verify" "docker://$dest" 2>/dev/null |
-    "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin).get("config", {}).get("digest", ""))' 2>/dev/null || true)
-  if [ "$remote" = "sha256:$local_id" ]; then
-    log "push $dest: up to date"
-  else
-    podman push --tls-verify="$push_tls_verify" "$ref" "docker://$dest" >&2
-    log "push $dest: pushed"
-  fi
-}
-
 built_refs=()
 mkdir -p "$STAGE"
 if $offline; then "$ROOT/scripts/base-image.sh" "$base_image" >&2; fi
@@ -216,11 +207,16 @@ for name in "${images[@]}"; do
         log "$ref: unchanged $(image_id "$ref" | cut -c1-12)"
         built_refs+=("$ref")
         continue
-      else
-        podman image exists "$prefix/webapp:$tag" || die "no --model-file and no $prefix/webapp:$tag to make the empty model with"
+      elif podman image exists "$prefix/webapp:$tag"; then
         chmod 0777 "$STAGE/model"
         podman run --rm --network none -v "$STAGE/model:/out" "$prefix/webapp:$tag" \
           init-model --output /out/model.data --version "$model_version" >&2
+      else
+        # No CPU webapp of this architecture (e.g. a Jetson-only site): the model file is the same
+        # on every architecture, so this machine's edgeface makes it.
+        edgeface=$(dirname "$PYTHON")/edgeface
+        [ -x "$edgeface" ] || die "no --model-file, no $prefix/webapp:$tag and no $edgeface to make the empty model with"
+        "$edgeface" init-model --output "$STAGE/model/model.data" --version "$model_version" >&2
       fi
       chmod 0644 "$STAGE/model/model.data"  # readable by the image's non-root user
       cp "$dir/copy-model.sh" "$STAGE/model/"
@@ -242,5 +238,5 @@ for name in "${images[@]}"; do
 done
 
 if [ -n "$push" ]; then
-  for ref in "${built_refs[@]}"; do push_image "$ref"; done
+  "$ROOT/scripts/push-images.sh" --registry "$push" --tls-verify "$push_tls_verify" "${built_refs[@]}"
 fi
