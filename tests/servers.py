@@ -1,4 +1,5 @@
-"""Real servers on loopback for the tests and benchmarks: nginx-rtmp, an ffmpeg publisher, S3.
+"""Real servers on loopback for the tests and benchmarks: nginx-rtmp, an ffmpeg publisher, S3,
+a container registry.
 
 Nothing here is a stand-in: `RtmpServer` runs Debian's nginx with `ngx_rtmp_module` from a temporary
 configuration on 127.0.0.1 and a free port, and `Publisher` runs ffmpeg pushing a real H.264 video
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -201,6 +203,70 @@ class RtmpServer:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> RtmpServer:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+MANIFEST_TYPES = (
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v2+json",
+)
+
+
+class Registry:
+    """Docker distribution (Debian's docker-registry, the registry a device runs) on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="registry-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> Registry:
+        config = self.directory / "config.yml"
+        config.write_text(
+            "version: 0.1\n"
+            f"storage: {{filesystem: {{rootdirectory: {self.directory / 'data'}}}}}\n"
+            f"http: {{addr: '127.0.0.1:{self.port}'}}\n"
+        )
+        self.process = subprocess.Popen(
+            ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+        return self
+
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest the registry serves for REPOSITORY:TAG or REPOSITORY@DIGEST; None when absent."""
+        request = urllib.request.Request(
+            f"http://{self.host}/v2/{repository}/manifests/{reference}",
+            method="HEAD",
+            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return str(response.headers["Docker-Content-Digest"])
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+
+    def repositories(self) -> list[str]:
+        return sorted(get_json(f"http://{self.host}/v2/_catalog")["repositories"])
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> Registry:
         return self.start()
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:

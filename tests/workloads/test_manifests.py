@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 import yaml
 
 from playbook import run_playbook
+from servers import Registry
 
 SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSIONS = ("1.26", "1.37")
@@ -30,6 +32,16 @@ edge:
       ansible_connection: local
       ansible_python_interpreter: "{{ ansible_playbook_python }}"
 """
+# This machine pulls no base image: every image is built from a debootstrapped root.
+OFFLINE = {"images_offline_base": "true"}
+# A simulated Jetson on this x86_64 machine: its images are built for amd64 (no arm64 emulation
+# needed), and webapp-l4t, which needs NVIDIA's L4T base and an arm64 builder, is the CPU webapp
+# loaded under that name, as a site loads the one it built on a Jetson.
+SIMULATED_JETSON = {
+    "edge_profile": "jetson",
+    "edge_profile_image_architecture": "amd64",
+    "deploy_prebuilt_images": {"webapp-l4t": "localhost/ai-for-edge/amd64/webapp:0.1.0"},
+}
 
 
 def device_inventory(tmp: Path) -> str:
@@ -39,7 +51,9 @@ def device_inventory(tmp: Path) -> str:
     return str(path)
 
 
-def render(tmp: Path, **extra: str) -> Path:
+def render(tmp: Path, registry: Registry, **extra: Any) -> Path:
+    """deploy.yml on the manifests runtime, which writes what the microshift runtime applies;
+    the images are built here and pushed to `registry`, standing for the device's."""
     run_playbook(
         "playbooks/deploy.yml",
         "-i",
@@ -47,9 +61,11 @@ def render(tmp: Path, **extra: str) -> Path:
         extra_vars={
             "edge_runtime": "manifests",
             "edge_manifests_dir": str(tmp),
+            "edge_registry_push_host": registry.host,
             "edge_argocd_application": "true",
             "edge_argocd_repo_url": "https://git.example.com/edge/gitops.git",
             "edge_argocd_repo_path": "devices",
+            **OFFLINE,
             **extra,
         },
     )
@@ -69,18 +85,26 @@ def load_tree(tree: Path) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def nuc_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return render(tmp_path_factory.mktemp("nuc"), edge_profile="nuc")
+def device_registry() -> Iterator[Registry]:
+    with Registry() as registry:
+        yield registry
 
 
 @pytest.fixture(scope="module")
-def jetson_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # A Jetson without an LVM volume group: registry on a host directory, with basic auth.
+def nuc_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Registry) -> Path:
+    return render(tmp_path_factory.mktemp("nuc"), device_registry, edge_profile="nuc")
+
+
+@pytest.fixture(scope="module")
+def jetson_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Registry) -> Path:
+    # A Jetson without an LVM volume group (the example inventory): LVMS off, so the registry's
+    # storage follows microshift_storage to a host folder; with basic auth.
     return render(
         tmp_path_factory.mktemp("jetson"),
-        edge_profile="jetson",
-        registry_storage="hostpath",
+        device_registry,
+        microshift_storage="hostpath",
         registry_htpasswd=HTPASSWD,
+        **SIMULATED_JETSON,
     )
 
 
@@ -160,11 +184,12 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
     return {item["name"]: item["value"] for item in container.get("env", [])}
 
 
-def test_nuc_webapp_is_unprivileged_cpu_hog(nuc_tree: Path) -> None:
+def test_nuc_webapp_is_unprivileged_cpu_hog(nuc_tree: Path, device_registry: Registry) -> None:
     pod = webapp_pod(nuc_tree)
     (app,) = pod["containers"]
     assert "runtimeClassName" not in pod
-    assert app["image"] == "default-registry.cluster.local/ai-for-edge/webapp:0.1.0"
+    digest = device_registry.manifest_digest("ai-for-edge/webapp", "0.1.0")
+    assert app["image"] == f"default-registry.cluster.local/ai-for-edge/webapp@{digest}"
     assert env_of(app)["FACE_LOC_MODEL"] == "hog"
     assert env_of(app)["VIDEO_STREAM_URL"] == "rtmp://nginx-rtmp:1935/live/test"
     assert app["securityContext"]["runAsNonRoot"] is True
@@ -174,17 +199,21 @@ def test_nuc_webapp_is_unprivileged_cpu_hog(nuc_tree: Path) -> None:
     assert set(app["resources"]) == {"requests", "limits"}
     # The model arrives through the initContainer into an emptyDir the app reads.
     (init,) = pod["initContainers"]
-    assert init["image"] == "default-registry.cluster.local/ai-for-edge/model:initial"
+    digest = device_registry.manifest_digest("ai-for-edge/model", "initial")
+    assert init["image"] == f"default-registry.cluster.local/ai-for-edge/model@{digest}"
     assert pod["volumes"] == [{"name": "model", "emptyDir": {"sizeLimit": "64Mi"}}]
     assert env_of(app)["MODEL_FILENAME"] == "/model/model.data"
     assert "hostPort" not in app["ports"][0]
 
 
-def test_jetson_webapp_uses_the_nvidia_runtime_and_cnn(jetson_tree: Path) -> None:
+def test_jetson_webapp_uses_the_nvidia_runtime_and_cnn(jetson_tree: Path, device_registry: Registry) -> None:
     pod = webapp_pod(jetson_tree)
     (app,) = pod["containers"]
-    assert pod["runtimeClassName"] == "nvidia"
-    assert app["image"] == "default-registry.cluster.local/ai-for-edge/webapp-l4t:0.1.0"
+    # The NVIDIA runtime is CRI-O's default (nvidia_runtime_set_default): no RuntimeClass needed.
+    assert "runtimeClassName" not in pod
+    assert not any(key.startswith("webapp/RuntimeClass/") for key in load_tree(jetson_tree))
+    digest = device_registry.manifest_digest("ai-for-edge/webapp-l4t", "0.1.0")
+    assert app["image"] == f"default-registry.cluster.local/ai-for-edge/webapp-l4t@{digest}"
     assert env_of(app)["FACE_LOC_MODEL"] == "cnn"
     assert app["securityContext"].get("privileged") is not True
 
@@ -198,12 +227,16 @@ def test_routes_keep_the_original_demo_names(nuc_tree: Path) -> None:
     assert rtmp["ports"][0]["nodePort"] == 30935
 
 
-def test_registry_on_a_host_directory_with_auth(jetson_tree: Path) -> None:
+def test_registry_on_a_host_folder_is_a_static_volume_with_auth(jetson_tree: Path) -> None:
     objects = load_tree(jetson_tree)
-    assert not any(key.startswith("registry/PersistentVolumeClaim") for key in objects)
+    volume = objects["registry/PersistentVolume/ai-for-edge-registry-storage"]["spec"]
+    assert volume["hostPath"] == {"path": "/var/lib/edgeai-appliance/volumes/registry", "type": "Directory"}
+    assert volume["persistentVolumeReclaimPolicy"] == "Retain"
+    claim = objects["registry/PersistentVolumeClaim/registry-storage"]["spec"]
+    assert claim["volumeName"] == "ai-for-edge-registry-storage"
     pod = objects["registry/Deployment/registry"]["spec"]["template"]["spec"]
     storage = next(volume for volume in pod["volumes"] if volume["name"] == "storage")
-    assert storage["hostPath"]["path"] == "/var/lib/edgeai-appliance/volumes/registry"
+    assert storage == {"name": "storage", "persistentVolumeClaim": {"claimName": "registry-storage"}}
     assert env_of(pod["containers"][0])["REGISTRY_AUTH"] == "htpasswd"
     assert "registry/Secret/registry-htpasswd" in objects
 
@@ -224,6 +257,9 @@ def test_a_node_port_outside_the_range_names_the_variable(tmp_path: Path) -> Non
             "edge_runtime": "manifests",
             "edge_manifests_dir": str(tmp_path),
             "nginx_rtmp_node_port": "1935",
+            # Bad input is refused before anything is built or copied.
+            "deploy_build_images": "false",
+            "registry_image_sideload": "false",
         },
         check=False,
     )
@@ -241,3 +277,138 @@ def test_a_typo_in_the_runtime_names_the_variable(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "edge_runtime" in result.stdout
+
+
+# What MicroShift's restricted-v2 SCC lets a pod mount (every workload runs under it).
+RESTRICTED_VOLUME_TYPES = {
+    "configMap", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"
+}
+
+
+def pod_specs(objects: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        key: obj["spec"]["template"]["spec"] for key, obj in objects.items() if obj["kind"] == "Deployment"
+    }
+
+
+def containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+@pytest.mark.parametrize("tree_name", ["nuc_tree", "jetson_tree"])
+def test_every_image_is_a_digest_the_device_registry_holds(
+    tree_name: str, request: pytest.FixtureRequest, device_registry: Registry
+) -> None:
+    for key, pod in pod_specs(load_tree(request.getfixturevalue(tree_name))).items():
+        for container in containers(pod):
+            image = container["image"]
+            if key == "registry/Deployment/registry":
+                # Side-loaded into the device's storage (it cannot pull itself): never pulled.
+                assert container["imagePullPolicy"] == "Never", key
+                assert subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0, image
+                continue
+            repository, _, digest = image.partition("@")
+            assert digest.startswith("sha256:"), f"{key}: {image} is not pinned by digest"
+            host, _, name = repository.partition("/")
+            assert host == "default-registry.cluster.local", image
+            assert device_registry.manifest_digest(name, digest) == digest, f"{key}: {image} not in the registry"
+
+
+@pytest.mark.parametrize("tree_name", ["nuc_tree", "jetson_tree"])
+def test_every_reference_has_its_object(tree_name: str, request: pytest.FixtureRequest) -> None:
+    """What a cluster would refuse or leave Pending: runtime classes, claims, services, routes."""
+    objects = load_tree(request.getfixturevalue(tree_name))
+    by_kind: dict[str, dict[str, dict[str, Any]]] = {}
+    for obj in objects.values():
+        by_kind.setdefault(obj["kind"], {})[obj["metadata"]["name"]] = obj
+    for key, pod in pod_specs(objects).items():
+        if "runtimeClassName" in pod:
+            runtime_class = by_kind.get("RuntimeClass", {}).get(pod["runtimeClassName"])
+            assert runtime_class is not None, f"{key}: no RuntimeClass {pod['runtimeClassName']}"
+            assert runtime_class["handler"] == "nvidia"
+        for volume in pod.get("volumes", []):
+            if "persistentVolumeClaim" in volume:
+                claim = by_kind["PersistentVolumeClaim"][volume["persistentVolumeClaim"]["claimName"]]
+                if "volumeName" in claim["spec"]:
+                    pv = by_kind["PersistentVolume"][claim["spec"]["volumeName"]]
+                    assert pv["spec"]["claimRef"] == {"namespace": "ai-for-edge", "name": claim["metadata"]["name"]}
+                    assert pv["spec"]["storageClassName"] == claim["spec"]["storageClassName"] == ""
+                else:
+                    # Left to the cluster's default StorageClass: TopoLVM's, only with LVMS on.
+                    assert tree_name == "nuc_tree", f"{key}: a claim nothing can bind with LVMS off"
+    for service in by_kind["Service"].values():
+        selector = service["spec"]["selector"]
+        assert any(
+            selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+            for deployment in by_kind["Deployment"].values()
+        ), f"Service {service['metadata']['name']} selects no pod"
+    for route in by_kind["Route"].values():
+        service = by_kind["Service"][route["spec"]["to"]["name"]]
+        assert route["spec"]["port"]["targetPort"] in {port["name"] for port in service["spec"]["ports"]}
+
+
+@pytest.mark.parametrize("tree_name", ["nuc_tree", "jetson_tree"])
+def test_every_pod_fits_the_restricted_scc(tree_name: str, request: pytest.FixtureRequest) -> None:
+    """No SCC grant is rendered, so every pod must pass restricted-v2 as it is."""
+    for key, pod in pod_specs(load_tree(request.getfixturevalue(tree_name))).items():
+        assert not pod.get("hostNetwork") and not pod.get("hostPID"), key
+        for volume in pod.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= RESTRICTED_VOLUME_TYPES, f"{key}: volume {volume['name']} is {kinds}"
+        for container in containers(pod):
+            security = container.get("securityContext", {})
+            assert security.get("allowPrivilegeEscalation") is False, f"{key}/{container['name']}"
+            assert security.get("capabilities", {}).get("drop") == ["ALL"], f"{key}/{container['name']}"
+            assert not security.get("privileged"), f"{key}/{container['name']}"
+            assert "runAsUser" not in security, f"{key}/{container['name']}: restricted-v2 picks the UID"
+            assert all("hostPort" not in port for port in container.get("ports", [])), key
+
+
+def test_a_jetson_without_the_nvidia_default_gets_its_runtime_class(
+    tmp_path: Path, device_registry: Registry
+) -> None:
+    tree = render(tmp_path, device_registry, nvidia_runtime_set_default="false", **SIMULATED_JETSON)
+    objects = load_tree(tree)
+    runtime_class = objects["webapp/RuntimeClass/nvidia"]
+    assert runtime_class["handler"] == "nvidia"
+    assert "namespace" not in runtime_class["metadata"]  # cluster-scoped
+    validate(runtime_class)
+    assert webapp_pod(tree)["runtimeClassName"] == "nvidia"
+
+
+TWO_DEVICES = """
+edge:
+  hosts:
+    device-a: {{ansible_connection: local, edge_registry_push_host: "{a}"}}
+    device-b: {{ansible_connection: local, edge_registry_push_host: "{b}"}}
+  vars:
+    ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+"""
+
+
+def test_two_devices_build_once_and_each_gets_the_images_in_its_own_registry(tmp_path: Path) -> None:
+    with Registry() as registry_a, Registry() as registry_b:
+        inventory = tmp_path / "hosts.yml"
+        inventory.write_text(TWO_DEVICES.format(a=registry_a.host, b=registry_b.host))
+        result = run_playbook(
+            "playbooks/deploy.yml",
+            "-i",
+            str(inventory),
+            extra_vars={
+                "edge_runtime": "manifests",
+                "edge_manifests_dir": str(tmp_path / "tree"),
+                "edge_profile": "nuc",
+                **OFFLINE,
+            },
+        )
+        builds = result.stdout.split("TASK [edgeai.appliance.images : Build the images with podman]")
+        assert len(builds) == 2, "the build task ran more than once"
+        assert builds[1].split("TASK [")[0].count("[device-") == 1, "built for more than one device"
+        for host, registry in (("device-a", registry_a), ("device-b", registry_b)):
+            assert registry.repositories() == ["ai-for-edge/model", "ai-for-edge/nginx-rtmp", "ai-for-edge/webapp"]
+            for key, pod in pod_specs(load_tree(tmp_path / "tree" / host)).items():
+                for container in containers(pod):
+                    repository, _, digest = container["image"].partition("@")
+                    if digest:
+                        name = repository.partition("/")[2]
+                        assert registry.manifest_digest(name, digest) == digest, f"{host} {key}"
