@@ -140,7 +140,8 @@ def _is_terminating(pod: dict[str, Any]) -> bool:
 def _condition(obj: dict[str, Any], condition_type: str) -> dict[str, Any]:
     for condition in _dig(obj, "status", "conditions", default=[]):
         if condition.get("type") == condition_type:
-            return condition
+            found: dict[str, Any] = condition
+            return found
     return {}
 
 
@@ -161,11 +162,11 @@ def _has_running_container(pod: dict[str, Any]) -> bool:
 
 def _describe_state(state: dict[str, Any] | None) -> str:
     state = state or {}
-    if "waiting" in state and state["waiting"] is not None:
+    if state.get("waiting") is not None:
         waiting = state["waiting"]
         reason = waiting.get("reason") or "waiting"
         return f"waiting: {reason}: {waiting['message']}" if waiting.get("message") else f"waiting: {reason}"
-    if "terminated" in state and state["terminated"] is not None:
+    if state.get("terminated") is not None:
         terminated = state["terminated"]
         text = (
             f"terminated: {terminated.get('reason') or 'Terminated'} (exit code {terminated.get('exitCode')})"
@@ -187,14 +188,14 @@ def _describe_container(kind: str, status: dict[str, Any]) -> str:
     return text
 
 
-def _container_failures(pods: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], str]]:
-    """(reason, pod, description) for every container of these pods stuck in a fatal waiting reason."""
+def _container_failures(pods: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(reason, description) for every container of these pods stuck in a fatal waiting reason."""
     failures = []
     for pod in pods:
         for kind, status in _container_statuses(pod):
             reason = _dig(status, "state", "waiting", "reason", default="")
             if reason in FATAL_WAITING_REASONS:
-                failures.append((reason, pod, f"pod {_name(pod)} {_describe_container(kind, status)}"))
+                failures.append((reason, f"pod {_name(pod)} {_describe_container(kind, status)}"))
     return failures
 
 
@@ -202,6 +203,9 @@ def _describe_pod(pod: dict[str, Any]) -> str:
     phase = _dig(pod, "status", "phase", default="Unknown")
     parts = [f"{_name(pod)}: {phase}, {'Ready' if is_pod_ready(pod) else 'not Ready'}"]
     for condition in _dig(pod, "status", "conditions", default=[]):
+        # ContainersReady only repeats what Ready says.
+        if condition.get("type") == "ContainersReady":
+            continue
         if condition.get("status") != "True" and (condition.get("reason") or condition.get("message")):
             detail = ": ".join(
                 str(part) for part in (condition.get("reason"), condition.get("message")) if part
@@ -403,22 +407,22 @@ def decide(
     new_label = "the new ReplicaSet"
     if new_replicaset:
         new_label = f"the new ReplicaSet {_name(new_replicaset)} (revision {revision_of(new_replicaset)})"
-    misleading = []
+    old_pods_note = []
     if _condition(deployment, "Available").get("status") == "True":
-        misleading.append(
+        old_pods_note.append(
             "The Deployment says Available=True: that is the old ReplicaSet's pods, not this rollout."
         )
 
     failures = _container_failures(new_pods)
     if failures:
-        details = [f"  {description}" for _, _, description in failures]
-        return rollout.verdict(FAILED, failures[0][0], f"{new_label} is failing:", details + misleading)
+        details = [f"  {description}" for _, description in failures]
+        return rollout.verdict(FAILED, failures[0][0], f"{new_label} is failing:", details + old_pods_note)
 
     progressing = _condition(deployment, "Progressing")
     if progressing.get("status") == "False" and progressing.get("reason") == "ProgressDeadlineExceeded":
         deadline = _dig(deployment, "spec", "progressDeadlineSeconds")
         summary = f"no progress within progressDeadlineSeconds ({deadline}): {progressing.get('message', '')}"
-        return rollout.verdict(FAILED, "ProgressDeadlineExceeded", summary, misleading)
+        return rollout.verdict(FAILED, "ProgressDeadlineExceeded", summary, old_pods_note)
 
     unready = [
         pod
@@ -429,7 +433,7 @@ def decide(
         names = ", ".join(_name(pod) for pod in unready)
         summary = f"new pod {names} of {new_label} not Ready after {elapsed:.0f} s"
         summary += f" (ready timeout {ready_timeout:.0f} s)"
-        return rollout.verdict(FAILED, "NotReady", summary, misleading)
+        return rollout.verdict(FAILED, "NotReady", summary, old_pods_note)
 
     if _dig(deployment, "spec", "paused"):
         return rollout.verdict(PROGRESSING, "Paused", "the rollout is paused (spec.paused)")

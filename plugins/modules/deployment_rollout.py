@@ -1,5 +1,7 @@
 """Wait for a Deployment's rollout on Kubernetes (MicroShift) and judge it by its new pods."""
 
+from __future__ import annotations
+
 DOCUMENTATION = r"""
 ---
 module: deployment_rollout
@@ -18,6 +20,8 @@ description:
   - A failure's message names the new ReplicaSet and pods, their containers' waiting or terminated
     reasons and messages, the last events about them, and what O(readiness_path) answered on an
     un-Ready new pod through the API server's pod proxy.
+  - A Deployment that does not exist yet (MicroShift applies C(manifests.d) when it starts) is waited
+    for like a rollout that has not started.
   - Never changes anything.
 author: edgeai.appliance maintainers (!UNKNOWN)
 requirements:
@@ -126,7 +130,7 @@ rollout:
           C(ProgressDeadlineExceeded) or C(NotReady) when failed; what it waits for when progressing
           (C(ObservedGenerationStale), C(WaitingForNewReplicaSet), C(UpdatedReplicasPending),
           C(AvailableReplicasPending), C(OldReplicasPending), C(ProgressingConditionPending), C(Paused));
-          C(NotFound) in check mode when the Deployment does not exist.
+          C(NotFound) when the Deployment does not exist (in check mode, or still at the timeout).
       returned: always
       type: str
       sample: CrashLoopBackOff
@@ -180,6 +184,7 @@ from ansible_collections.edgeai.appliance.plugins.module_utils.rollout import ( 
     resolve_port,
 )
 
+KUBERNETES_IMPORT_ERROR: str | None
 try:
     from kubernetes import client, config
     from kubernetes.client.exceptions import ApiException
@@ -202,6 +207,8 @@ ARGUMENT_SPEC = {
     "status_path": {"type": "str", "default": ""},
 }
 
+Snapshot = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+
 # The API server restarts with MicroShift: these answers are worth another poll.
 TRANSIENT_STATUSES = frozenset({0, 429, 500, 502, 503, 504})
 PROXY_REQUEST_TIMEOUT = 5
@@ -220,7 +227,8 @@ class Cluster:
     def _plain(self, obj: Any) -> Any:
         return self.api_client.sanitize_for_serialization(obj)
 
-    def snapshot(self, name: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    def snapshot(self, name: str) -> Snapshot:
+        """The Deployment with the ReplicaSets and pods its selector matches."""
         deployment = self._plain(self.apps.read_namespaced_deployment(name=name, namespace=self.namespace))
         selector = label_selector((deployment.get("spec") or {}).get("selector"))
         replicasets = self._plain(
@@ -260,13 +268,13 @@ def is_transient(error: Exception) -> bool:
     return isinstance(error, HTTPError)
 
 
-def readiness_detail(cluster: Cluster, pods: list[dict[str, Any]], decision: Decision, params: dict) -> str:
+def readiness_detail(
+    cluster: Cluster, pods: list[dict[str, Any]], decision: Decision, params: dict[str, Any]
+) -> str:
     """What readiness_path answers on an un-Ready new pod; empty when none can answer (best effort)."""
     pod = pick_pod(pods, decision.pods, ready=False)
-    if pod is None:
-        return ""
-    port = resolve_port(pod, params["readiness_port"])
-    if port is None:
+    port = resolve_port(pod, params["readiness_port"]) if pod else None
+    if pod is None or port is None:
         return ""
     pod_name = pod["metadata"]["name"]
     try:
@@ -277,31 +285,55 @@ def readiness_detail(cluster: Cluster, pods: list[dict[str, Any]], decision: Dec
     return f"GET {params['readiness_path']} on pod {pod_name} port {port}: HTTP {status} {answer}"
 
 
-def fetch_app_status(
-    module: AnsibleModule, cluster: Cluster, pods: list[dict[str, Any]], decision: Decision
-) -> dict[str, Any]:
-    params = module.params
+def app_status(
+    cluster: Cluster, pods: list[dict[str, Any]], decision: Decision, params: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str]:
+    """(the JSON object status_path answers on a Ready new pod, None) or (None, why there is none)."""
     pod = pick_pod(pods, decision.pods, ready=True)
     port = resolve_port(pod, params["readiness_port"]) if pod else None
     if pod is None or port is None:
-        module.fail_json(
-            msg=f"the rollout is complete but no Ready new pod has port {params['readiness_port']!r} "
-            f"to ask {params['status_path']} on",
-            rollout=decision.to_dict(),
-        )
+        return None, f"no Ready new pod has the port {params['readiness_port']!r}"
     pod_name = pod["metadata"]["name"]
     try:
         status, body = cluster.get_from_pod(pod_name, port, params["status_path"])
         answer = json.loads(body) if status == 200 else None
     except (HTTPError, OSError, ValueError) as error:
         status, body, answer = 0, str(error), None
-    if not isinstance(answer, dict):
-        module.fail_json(
-            msg=f"the rollout is complete but GET {params['status_path']} on pod {pod_name} port {port} "
-            f"answered HTTP {status}, not a JSON object: {body.strip()[:BODY_IN_MESSAGE]}",
-            rollout=decision.to_dict(),
-        )
-    return answer
+    if isinstance(answer, dict):
+        return answer, ""
+    answered = body.strip()[:BODY_IN_MESSAGE]
+    return None, f"pod {pod_name} port {port} answered HTTP {status}, not a JSON object: {answered}"
+
+
+def wait_for_rollout(module: AnsibleModule, cluster: Cluster) -> tuple[Decision, Snapshot | None, float]:
+    """Polls until the rollout is decided or the timeout passes; in check mode reads once.
+
+    The snapshot is None while the Deployment does not exist (yet: manifests.d applies it when
+    MicroShift starts).
+    """
+    params = module.params
+    timeout, poll_interval = params["timeout"], params["poll_interval"]
+    title = f"Deployment {params['namespace']}/{params['name']}"
+    started = time.monotonic()
+    while True:
+        elapsed = time.monotonic() - started
+        out_of_time = module.check_mode or elapsed >= timeout
+        try:
+            snapshot = cluster.snapshot(params["name"])
+        except (ApiException, HTTPError) as error:
+            if isinstance(error, ApiException) and error.status == 404:
+                if out_of_time:
+                    return Decision(PROGRESSING, "NotFound", f"{title} does not exist"), None, elapsed
+            elif out_of_time or not is_transient(error):
+                module.fail_json(
+                    msg=f"cannot read {title}: {describe_error(error)}", elapsed=round(elapsed, 1)
+                )
+        else:
+            decision = decide(*snapshot, elapsed=elapsed, ready_timeout=timeout)
+            if decision.finished or out_of_time:
+                return decision, snapshot, elapsed
+        # The last poll lands on the deadline, where a new pod still not Ready is a verdict.
+        time.sleep(min(poll_interval, max(timeout - elapsed, 0.1)))
 
 
 def main() -> None:
@@ -309,8 +341,7 @@ def main() -> None:
     if KUBERNETES_IMPORT_ERROR:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     params = module.params
-    timeout, poll_interval = params["timeout"], params["poll_interval"]
-    if timeout < 0 or poll_interval < 1:
+    if params["timeout"] < 0 or params["poll_interval"] < 1:
         module.fail_json(msg="timeout must be >= 0 and poll_interval >= 1")
     try:
         api_client = config.new_client_from_config(
@@ -318,40 +349,30 @@ def main() -> None:
         )
     except (ConfigException, OSError, ValueError) as error:
         module.fail_json(msg=f"cannot use the kubeconfig {params['kubeconfig']}: {error}")
+    # The pod proxy's path (api/status) and pod:port must reach the API server as written, not
+    # percent-encoded as the client does with path parameters by default.
+    api_client.configuration.safe_chars_for_path_param = "/:"
     cluster = Cluster(api_client, params["namespace"])
-    title = f"Deployment {params['namespace']}/{params['name']}"
 
-    started = time.monotonic()
-    while True:
-        elapsed = time.monotonic() - started
-        try:
-            deployment, replicasets, pods = cluster.snapshot(params["name"])
-        except (ApiException, HTTPError) as error:
-            if isinstance(error, ApiException) and error.status == 404:
-                not_found = Decision(PROGRESSING, "NotFound", f"{title} does not exist")
-                if module.check_mode:
-                    module.exit_json(changed=False, rollout=not_found.to_dict(), elapsed=round(elapsed, 1))
-                module.fail_json(
-                    msg=not_found.message, rollout=not_found.to_dict(), elapsed=round(elapsed, 1)
-                )
-            if module.check_mode or not is_transient(error) or elapsed >= timeout:
-                module.fail_json(
-                    msg=f"cannot read {title}: {describe_error(error)}", elapsed=round(elapsed, 1)
-                )
-            time.sleep(min(poll_interval, max(timeout - elapsed, 0.1)))
-            continue
-        decision = decide(deployment, replicasets, pods, elapsed=elapsed, ready_timeout=timeout)
-        if decision.finished or module.check_mode or elapsed >= timeout:
-            break
-        # The last poll lands on the deadline, where a new pod still not Ready is a verdict.
-        time.sleep(min(poll_interval, max(timeout - elapsed, 0.1)))
-
-    result = {"changed": False, "elapsed": round(elapsed, 1)}
+    decision, snapshot, elapsed = wait_for_rollout(module, cluster)
+    result: dict[str, Any] = {"changed": False, "elapsed": round(elapsed, 1)}
     if decision.state == PROGRESSING and module.check_mode:
         module.exit_json(rollout=decision.to_dict(), **result)
+    if snapshot is None:
+        message = f"Timed out after {params['timeout']} s (timeout). {decision.message}"
+        module.fail_json(msg=message, rollout=decision.to_dict(), timed_out=True, **result)
+        return
+    deployment, replicasets, pods = snapshot
     if decision.state == COMPLETE:
         if params["status_path"]:
-            result["app_status"] = fetch_app_status(module, cluster, pods, decision)
+            answer, problem = app_status(cluster, pods, decision, params)
+            if answer is None:
+                module.fail_json(
+                    msg=f"the rollout is complete but GET {params['status_path']} failed: {problem}",
+                    rollout=decision.to_dict(),
+                    **result,
+                )
+            result["app_status"] = answer
         module.exit_json(rollout=decision.to_dict(), **result)
 
     # Failed or out of time: the evidence is read once, not on every poll.
@@ -366,13 +387,13 @@ def main() -> None:
         pods,
         events,
         elapsed=elapsed,
-        ready_timeout=timeout,
+        ready_timeout=params["timeout"],
         readiness_detail=detail,
     )
     timed_out = decision.state == PROGRESSING
     message = decision.message
     if timed_out:
-        message = f"Timed out after {timeout} s (timeout). {message}"
+        message = f"Timed out after {params['timeout']} s (timeout). {message}"
     module.fail_json(msg=message, rollout=decision.to_dict(), timed_out=timed_out, **result)
 
 

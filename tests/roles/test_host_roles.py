@@ -235,3 +235,31 @@ def test_a_bad_variable_fails_naming_it(bad_variable_failures: dict[str, str], c
     named = BAD_VARIABLES[case][1]
     assert case in bad_variable_failures, f"{case} did not fail: {sorted(bad_variable_failures)}"
     assert named in bad_variable_failures[case]
+
+
+def test_each_host_role_runs_alone_with_its_tag(tmp_path: Path) -> None:
+    """The profile's facts run for any tag, so `--tags <role>` works on a fresh device."""
+    root = fresh_root(tmp_path)
+    inventory = write_inventory(
+        tmp_path / "inventory.yml",
+        {"device": chroot_host(root)},
+        edge_profile="auto",
+        edge_profile_architecture="aarch64",  # with the L4T file below: a simulated Jetson
+        nvidia_runtime_install_packages=False,
+    )
+    (root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.3\n")
+    hosts_only = provision(inventory, "--tags", "edge_hosts")
+    assert "default-registry.cluster.local" in (root / "etc/hosts").read_text()
+    assert digests(root)["etc/containers/registries.conf.d/50-edgeai-appliance.conf"] is None
+    assert recap_counts(hosts_only.stdout)["failed"] == 0
+
+    provision(inventory, "--tags", "nvidia_runtime")
+    assert (root / "etc/crio/crio.conf.d/99-nvidia.conf").is_file()
+    assert not (root / "etc/microshift/config.yaml").exists()
+
+    checked = provision(inventory, "--tags", "microshift", "--check")
+    assert recap_counts(checked.stdout)["changed"] > 0
+    assert not (root / "etc/microshift/config.yaml").exists()
+    provision(inventory, "--tags", "microshift")
+    assert (root / "etc/microshift/config.yaml").is_file()
+    subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)

@@ -281,7 +281,13 @@ def test_a_typo_in_the_runtime_names_the_variable(tmp_path: Path) -> None:
 
 # What MicroShift's restricted-v2 SCC lets a pod mount (every workload runs under it).
 RESTRICTED_VOLUME_TYPES = {
-    "configMap", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim", "projected", "secret"
+    "configMap",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
 }
 
 
@@ -305,13 +311,15 @@ def test_every_image_is_a_digest_the_device_registry_holds(
             if key == "registry/Deployment/registry":
                 # Side-loaded into the device's storage (it cannot pull itself): never pulled.
                 assert container["imagePullPolicy"] == "Never", key
-                assert subprocess.run(["podman", "image", "exists", image], check=False).returncode == 0, image
+                exists = subprocess.run(["podman", "image", "exists", image], check=False)
+                assert exists.returncode == 0, f"{image} is not in local storage"
                 continue
             repository, _, digest = image.partition("@")
             assert digest.startswith("sha256:"), f"{key}: {image} is not pinned by digest"
             host, _, name = repository.partition("/")
             assert host == "default-registry.cluster.local", image
-            assert device_registry.manifest_digest(name, digest) == digest, f"{key}: {image} not in the registry"
+            held = device_registry.manifest_digest(name, digest)
+            assert held == digest, f"{key}: {image} is not in the registry"
 
 
 @pytest.mark.parametrize("tree_name", ["nuc_tree", "jetson_tree"])
@@ -331,7 +339,8 @@ def test_every_reference_has_its_object(tree_name: str, request: pytest.FixtureR
                 claim = by_kind["PersistentVolumeClaim"][volume["persistentVolumeClaim"]["claimName"]]
                 if "volumeName" in claim["spec"]:
                     pv = by_kind["PersistentVolume"][claim["spec"]["volumeName"]]
-                    assert pv["spec"]["claimRef"] == {"namespace": "ai-for-edge", "name": claim["metadata"]["name"]}
+                    claim_ref = {"namespace": "ai-for-edge", "name": claim["metadata"]["name"]}
+                    assert pv["spec"]["claimRef"] == claim_ref
                     assert pv["spec"]["storageClassName"] == claim["spec"]["storageClassName"] == ""
                 else:
                     # Left to the cluster's default StorageClass: TopoLVM's, only with LVMS on.
@@ -405,7 +414,11 @@ def test_two_devices_build_once_and_each_gets_the_images_in_its_own_registry(tmp
         assert len(builds) == 2, "the build task ran more than once"
         assert builds[1].split("TASK [")[0].count("[device-") == 1, "built for more than one device"
         for host, registry in (("device-a", registry_a), ("device-b", registry_b)):
-            assert registry.repositories() == ["ai-for-edge/model", "ai-for-edge/nginx-rtmp", "ai-for-edge/webapp"]
+            assert registry.repositories() == [
+                "ai-for-edge/model",
+                "ai-for-edge/nginx-rtmp",
+                "ai-for-edge/webapp",
+            ]
             for key, pod in pod_specs(load_tree(tmp_path / "tree" / host)).items():
                 for container in containers(pod):
                     repository, _, digest = container["image"].partition("@")
