@@ -7,6 +7,8 @@ machine here has; the manifests runtime writes them to disk, so we render with i
 from __future__ import annotations
 
 import json
+import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +20,7 @@ import pytest
 import yaml
 
 from playbook import run_playbook
-from servers import Registry
+from servers import Registry, S3Server
 
 SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSIONS = ("1.26", "1.37")
@@ -425,3 +427,64 @@ def test_two_devices_build_once_and_each_gets_the_images_in_its_own_registry(tmp
                     if digest:
                         name = repository.partition("/")[2]
                         assert registry.manifest_digest(name, digest) == digest, f"{host} {key}"
+
+
+def test_tags_webapp_redeploys_the_webapp_alone(nuc_tree: Path, device_registry: Registry) -> None:
+    result = run_playbook(
+        "playbooks/deploy.yml",
+        "-i",
+        device_inventory(nuc_tree.parent),
+        "--tags",
+        "webapp",
+        extra_vars={
+            "edge_runtime": "manifests",
+            "edge_manifests_dir": str(nuc_tree.parent),
+            "edge_registry_push_host": device_registry.host,
+            "edge_profile": "nuc",
+            "webapp_loglevel": "DEBUG",
+        },
+    )
+    assert "edgeai.appliance.webapp : Render the webapp objects" in result.stdout
+    for other in ("images : Build", "registry : Render", "nginx_rtmp : Render", "images : Push"):
+        assert other not in result.stdout, f"--tags webapp ran {other}"
+    (app,) = webapp_pod(nuc_tree)["containers"]
+    assert env_of(app)["WEB_LOGLEVEL"] == "DEBUG"
+    assert "@sha256:" in app["image"]
+
+
+def test_retrain_with_its_tag_on_a_jetson_rolls_out_the_l4t_image(
+    jetson_tree: Path, device_registry: Registry, sample_photos: Path, tmp_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(sample_photos / "biden.jpg", photos / "Joe Biden.jpg")
+    with S3Server() as s3:
+        result = run_playbook(
+            "playbooks/retrain.yml",
+            "-i",
+            device_inventory(jetson_tree.parent),
+            "--tags",
+            "retrain",
+            extra_vars={
+                "edge_runtime": "manifests",
+                "edge_manifests_dir": str(jetson_tree.parent),
+                "edge_registry_push_host": device_registry.host,
+                "microshift_storage": "hostpath",
+                "retrain_photos_dir": str(photos),
+                "retrain_work_dir": str(tmp_path / "work"),
+                "retrain_s3_endpoint_url": s3.url,
+                **OFFLINE,
+                **SIMULATED_JETSON,
+            },
+            env={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
+        )
+    match = re.search(r"s3://models/(\d{10})/model\.data", result.stdout)
+    assert match, result.stdout[-3000:]
+    version = match.group(1)
+    pod = webapp_pod(jetson_tree)
+    (app,) = pod["containers"]
+    (init,) = pod["initContainers"]
+    assert app["image"].startswith("default-registry.cluster.local/ai-for-edge/webapp-l4t@sha256:")
+    assert env_of(app)["FACE_LOC_MODEL"] == "cnn"
+    model_digest = device_registry.manifest_digest("ai-for-edge/model", version)
+    assert init["image"] == f"default-registry.cluster.local/ai-for-edge/model@{model_digest}"
