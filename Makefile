@@ -16,8 +16,8 @@ setup:
 lint:
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check app tests benchmarks e2e
-	ruff format --check app tests benchmarks e2e
+	ruff check app plugins tests benchmarks e2e
+	ruff format --check app plugins tests benchmarks e2e
 	mypy app/src
 
 pytest:

@@ -217,6 +217,22 @@ MANIFEST_TYPES = (
 )
 
 
+def manifest_digest(registry: str, repository: str, reference: str) -> str | None:
+    """The digest REGISTRY (host:port) serves for REPOSITORY:TAG or REPOSITORY@DIGEST; None when absent."""
+    request = urllib.request.Request(
+        f"http://{registry}/v2/{repository}/manifests/{reference}",
+        method="HEAD",
+        headers={"Accept": ", ".join(MANIFEST_TYPES)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(response.headers["Docker-Content-Digest"])
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            return None
+        raise
+
+
 class Registry:
     """Docker distribution (Debian's docker-registry, the registry a device runs) on 127.0.0.1."""
 
@@ -243,19 +259,7 @@ class Registry:
         return self
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
-        """The digest the registry serves for REPOSITORY:TAG or REPOSITORY@DIGEST; None when absent."""
-        request = urllib.request.Request(
-            f"http://{self.host}/v2/{repository}/manifests/{reference}",
-            method="HEAD",
-            headers={"Accept": ", ".join(MANIFEST_TYPES)},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return str(response.headers["Docker-Content-Digest"])
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return None
-            raise
+        return manifest_digest(self.host, repository, reference)
 
     def repositories(self) -> list[str]:
         return sorted(get_json(f"http://{self.host}/v2/_catalog")["repositories"])

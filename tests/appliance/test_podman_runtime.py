@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import kubernetes_validate
@@ -10,7 +12,7 @@ import yaml
 
 import local_appliance
 from playbook import recap_counts
-from servers import get_json
+from servers import get_json, manifest_digest
 
 pytestmark = pytest.mark.slow
 
@@ -42,3 +44,23 @@ def test_the_played_kube_files_pass_the_kubernetes_schemas(deployed: str) -> Non
         for obj in yaml.safe_load_all(path.read_text()):
             if obj:
                 kubernetes_validate.validate(obj, "1.26", strict=True)
+
+
+def test_the_pods_run_what_the_device_registry_serves_by_digest(deployed: str) -> None:
+    """The path MicroShift takes: pushed to the device's registry, pulled from it by digest."""
+    images = {
+        name: json.loads(podman("inspect", f"{name}-pod-0-{name}").stdout)[0]["ImageName"]
+        for name in ("nginx-rtmp", "webapp")
+    }
+    for name, image in images.items():
+        repository, _, digest = image.partition("@")
+        assert repository == f"127.0.0.1:5000/ai-for-edge/{name}", image
+        served = manifest_digest("127.0.0.1:5000", f"ai-for-edge/{name}", "0.1.0")
+        assert digest == served, f"{name} runs {digest}, the registry serves {served}"
+    # The registry itself runs from the side-loaded image: it cannot pull itself.
+    registry = json.loads(podman("inspect", "registry-pod-0-registry").stdout)[0]["ImageName"]
+    assert registry == "localhost/ai-for-edge/amd64/registry:0.1.0"
+
+
+def podman(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], capture_output=True, text=True, check=True)
