@@ -301,7 +301,8 @@ def test_reset_removes_the_host_changes_and_keeps_everything_else(tmp_path: Path
     # MicroShift's own configuration stays unless asked for.
     assert (root / "etc/microshift/config.yaml").exists()
 
-    reset("--extra-vars", "edge_runtime=microshift reset_microshift_data=true", "--skip-tags", "edge_workload")
+    everything = "edge_runtime=microshift reset_microshift_data=true"
+    reset("--extra-vars", everything, "--skip-tags", "edge_workload")
     assert not (root / "etc/microshift/config.yaml").exists()
     assert not (root / "etc/crio/openshift-pull-secret").exists()
     assert not (root / "var/lib/edgeai-appliance/volumes").exists()
