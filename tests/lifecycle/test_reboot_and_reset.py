@@ -77,7 +77,7 @@ def test_site_over_stopped_pods_brings_them_back_with_their_content(deployed: No
         local_appliance.PODS, "Running"
     )
     # The registry's volume (and what was pushed into it) and the model in service are kept.
-    assert manifest_digest("127.0.0.1:5000", "ai-for-edge/webapp", "0.1.0") == webapp_digest
+    assert manifest_digest("127.0.0.1:5000", "ai-for-edge/webapp", webapp_digest) == webapp_digest
     assert local_appliance.registry_tags() == ["initial"]
     assert local_appliance.model_version() == "initial"
 
