@@ -36,10 +36,16 @@ def units() -> list[str]:
 
 
 def our_images() -> list[str]:
+    """Names images really have (not the name history `podman images` also shows) from the registry."""
     listed = subprocess.run(
-        ["podman", "images", "--format", "{{.Repository}}"], capture_output=True, text=True, check=True
+        ["podman", "images", "--format", "json"], capture_output=True, text=True, check=True
     )
-    return sorted({name for name in listed.stdout.split() if name.startswith("127.0.0.1:5000/")})
+    names = [name for image in json.loads(listed.stdout or "[]") for name in image.get("Names") or []]
+    return sorted(
+        name
+        for name in names
+        if name.startswith(("127.0.0.1:5000/", "localhost/ai-for-edge/amd64/registry:"))
+    )
 
 
 def outside_our_block(text: str) -> list[str]:
