@@ -21,6 +21,7 @@ WEBAPP = "http://127.0.0.1:8080"
 REGISTRY = "http://127.0.0.1:5000"
 RTMP = "rtmp://127.0.0.1:1935/live/test"
 KUBE_DIR = Path("/etc/edgeai-appliance/kube")
+UNITS_DIR = Path("/etc/systemd/system/default.target.wants")
 EDGEFACE = str(Path(sys.executable).parent / "edgeface")
 PODS = ("registry-pod-0", "nginx-rtmp-pod-0", "webapp-pod-0")
 
@@ -87,9 +88,11 @@ def page() -> str:
 
 
 def teardown() -> None:
-    """Remove the pods, the registry's volume and the played kube files."""
+    """Remove the pods, the registry's volume, the played kube files and their boot units."""
     for name in PODS:
         subprocess.run(["podman", "pod", "rm", "-f", name], capture_output=True, check=False)
     subprocess.run(["podman", "volume", "rm", "-f", "registry-storage"], capture_output=True, check=False)
     for kube_file in KUBE_DIR.glob("*.yaml"):
         kube_file.unlink()
+    for unit in UNITS_DIR.glob("podman-kube@*edgeai*"):
+        unit.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -138,3 +139,29 @@ def test_rollback_restores_a_named_and_the_previous_version(deployed: str, strea
     missing = local_appliance.rollback("0001010000", check=False)
     assert missing.returncode != 0
     assert "not in the registry" in missing.stdout
+
+
+def test_a_refused_retrain_fixed_in_the_same_minute_trains_the_new_photos(
+    deployed: str, s3: S3Server, photos: Path, sample_photos: Path
+) -> None:
+    """The version is the minute: a re-run in it must train anew, and a published one is never redone."""
+    version = "9912312357"
+    (photos / "Nobody.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    refused = local_appliance.retrain(photos, s3, check=False, retrain_version=version, retrain_strict="true")
+    assert refused.returncode != 0
+    assert "refused" in refused.stdout or "nothing written" in refused.stdout
+
+    (photos / "Nobody.jpg").unlink()
+    add(photos, sample_photos, "obama.jpg", "Barack Obama")
+    fixed = local_appliance.retrain(photos, s3, retrain_version=version)
+    assert f"model {version} in service" in fixed.stdout
+    metadata = s3.client().get_object(Bucket=s3.bucket, Key=f"{version}/metadata.json")["Body"].read()
+    assert json.loads(metadata)["metadata"]["people"] == ["Barack Obama"]
+    assert local_appliance.status()["model"]["people"] == ["Barack Obama"]
+
+    again = local_appliance.retrain(photos, s3, check=False, retrain_version=version)
+    assert again.returncode != 0
+    assert f"Model version {version} is published already" in again.stdout
+    assert "nothing was trained" in again.stdout
+    assert ": Train on " not in again.stdout
+    assert local_appliance.model_version() == version

@@ -264,3 +264,51 @@ def test_each_host_role_runs_alone_with_its_tag(tmp_path: Path) -> None:
     provision(inventory, "--tags", "microshift")
     assert (root / "etc/microshift/config.yaml").is_file()
     subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)
+
+
+def test_reset_removes_the_host_changes_and_keeps_everything_else(tmp_path: Path) -> None:
+    root = fresh_root(tmp_path)
+    (root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.3\n")
+    inventory = write_inventory(
+        tmp_path / "inventory.yml",
+        {"device": chroot_host(root)},
+        edge_profile_architecture="aarch64",
+        nvidia_runtime_install_packages=False,
+        microshift_storage="hostpath",
+        # The workloads' part of reset on the manifests runtime: the GitOps tree on the controller.
+        edge_runtime="manifests",
+        edge_manifests_dir=str(tmp_path / "gitops"),
+    )
+    provision(inventory, "--extra-vars", "edge_runtime=microshift")
+    (tmp_path / "gitops" / "device").mkdir(parents=True)
+    written = digests(root)
+    assert all(written.values()), written
+    assert (root / "etc/crio/crio.conf.d/99-nvidia.conf").exists()
+
+    def reset(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_playbook("playbooks/reset.yml", "-i", str(inventory), *args)
+
+    checked = reset("--check", "--diff")
+    assert recap_counts(checked.stdout)["changed"] > 0
+    assert digests(root) == written
+
+    reset()
+    hosts = (root / "etc/hosts").read_text()
+    assert "edgeai.appliance" not in hosts and "default-registry.cluster.local" not in hosts
+    assert "192.0.2.99\tntp.site.example" in hosts  # the rest of the file stays
+    assert not (root / "etc/containers/registries.conf.d/50-edgeai-appliance.conf").exists()
+    assert not (root / "etc/crio/crio.conf.d/99-nvidia.conf").exists()
+    assert not (tmp_path / "gitops" / "device").exists()
+    # MicroShift's own configuration stays unless asked for.
+    assert (root / "etc/microshift/config.yaml").exists()
+
+    everything = "edge_runtime=microshift reset_microshift_data=true"
+    reset("--extra-vars", everything, "--skip-tags", "edge_workload")
+    assert not (root / "etc/microshift/config.yaml").exists()
+    assert not (root / "etc/crio/openshift-pull-secret").exists()
+    assert not (root / "var/lib/edgeai-appliance/volumes").exists()
+    assert recap_counts(reset().stdout)["changed"] == 0  # a second reset finds nothing to remove
+
+    provision(inventory, "--extra-vars", "edge_runtime=microshift")  # and provisioning works again
+    assert all(digests(root).values())
+    subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)
