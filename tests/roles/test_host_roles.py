@@ -200,7 +200,10 @@ BAD_VARIABLES: dict[str, tuple[dict[str, object], str]] = {
         "found in container_registries_mirrors",
     ),
     "nodeport-range": ({"microshift_rtmp_node_port": 1935}, "microshift_rtmp_node_port: 1935"),
-    "registry-nodeport-range": ({"microshift_registry_node_port": 5000}, "microshift_registry_node_port: 5000"),
+    "registry-nodeport-range": (
+        {"microshift_registry_node_port": 5000},
+        "microshift_registry_node_port: 5000",
+    ),
     "no-pull-secret": ({"microshift_pull_secret": ""}, "microshift_pull_secret"),
     "pull-secret-not-json": ({"microshift_pull_secret": "not json"}, "microshift_pull_secret"),
     "packages-on-debian": ({"microshift_install_packages": True}, "microshift_install_packages"),
