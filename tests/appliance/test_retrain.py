@@ -156,7 +156,7 @@ def test_a_refused_retrain_fixed_in_the_same_minute_trains_the_new_photos(
     fixed = local_appliance.retrain(photos, s3, retrain_version=version)
     assert f"model {version} in service" in fixed.stdout
     metadata = s3.client().get_object(Bucket=s3.bucket, Key=f"{version}/metadata.json")["Body"].read()
-    assert json.loads(metadata)["metadata"]["people"] == ["Barack Obama"]
+    assert list(json.loads(metadata)["metadata"]["people"]) == ["Barack Obama"]  # name -> photos
     assert local_appliance.status()["model"]["people"] == ["Barack Obama"]
 
     again = local_appliance.retrain(photos, s3, check=False, retrain_version=version)
