@@ -59,7 +59,7 @@ def timed_train(folder: Path, cache: Path | None, jobs: int) -> tuple[float, int
     CPU seconds count this process and its workers: when wall ~ CPU with several workers,
     other work on the machine took the other cores.
     """
-    from edgeface.training import train
+    from edgeface.training.build import train
 
     def cpu_seconds() -> float:
         own, workers = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,22 @@ from servers import PEOPLE, Publisher, RtmpServer, face_video
 def video(sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1280x720 H.264 video of Obama (~90 px face) and Biden (~63 px face), 15 fps."""
     return face_video(sample_photos, tmp_path_factory.mktemp("video"))
+
+
+@pytest.fixture(scope="session")
+def slow_video(video: Path) -> Path:
+    """The face video at 1 frame per second (every frame a keyframe), as a slow camera sends it."""
+    target = video.parent / "faces-720p-1fps.mp4"
+    if not target.is_file():
+        subprocess.run(
+            [
+                *("ffmpeg", "-loglevel", "error", "-y", "-i", str(video), "-vf", "fps=1"),
+                *("-c:v", "libx264", "-preset", "veryfast", "-g", "1", "-pix_fmt", "yuv420p", str(target)),
+            ],
+            check=True,
+            timeout=120,
+        )
+    return target
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,9 @@
-"""Stream faults on real nginx-rtmp: no publisher at start, publisher killed and restarted 5 times."""
+"""Stream faults on real nginx-rtmp: no publisher at start, publisher killed and restarted 5 times,
+a publisher that returns at once, a 1 fps stream, a publisher frozen for 1.5 s."""
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import urllib.error
@@ -63,6 +65,13 @@ def test_without_a_publisher_the_app_serves_no_signal(idle_app: tuple[str, Pipel
     # for a camera. The stream's state is reported by /api/status.
     wait_until(lambda: readyz_code(url) == 200, 30, "/readyz to answer 200 (worker started)")
     assert get_json(f"{url}/readyz") == {"ready": True, "reasons": []}
+    # Alive too, however long nobody publishes: each open waits up to its 10 s timeout for a
+    # publisher, and each attempt is the capture loop's progress.
+    started = time.monotonic()
+    while time.monotonic() - started < 15:
+        assert get_json(f"{url}/healthz") == {"status": "ok"}
+        time.sleep(1)
+    assert state(url) == "no signal"
 
 
 def test_publisher_killed_and_restarted_five_times(
@@ -126,5 +135,72 @@ def test_publisher_back_before_the_capture_gives_up(
             states.append(state(url))
             time.sleep(0.1)
         assert set(states) == {"live"}, states
+    finally:
+        publisher.kill()
+
+
+def live_states(url: str, seconds: float) -> list[str]:
+    states = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        states.append(state(url))
+        time.sleep(0.1)
+    return states
+
+
+def test_a_1_fps_stream_is_displayed_and_recognised_without_reconnects(
+    idle_app: tuple[str, Pipeline], rtmp: RtmpServer, slow_video: Path
+) -> None:
+    """A frame a second makes each read wait ~1 s: the stream is slow, not lost."""
+    url, pipeline = idle_app
+    wait_until(lambda: state(url) == "no signal", 15, "the previous stream gone", interval=0.05)
+    publisher = Publisher(slow_video, rtmp.url("faults")).start()
+    try:
+        wait_until(lambda: "Barack Obama" in get_json(f"{url}/api/status")["names"], 90, "Obama named")
+        # From the second frame on, the stall limit follows the stream's rate (2 x 1 s).
+        wait_until(lambda: get_json(f"{url}/api/status")["source"]["stall_limit"] == 2.0, 10, "the rate")
+        before, shown = get_json(f"{url}/api/status")["source"], pipeline.broadcaster.latest()
+        states = live_states(url, 8)
+        after, latest = get_json(f"{url}/api/status")["source"], pipeline.broadcaster.latest()
+        print(
+            f"1 fps: reconnects {after['reconnects'] - before['reconnects']}, frames"
+            f" {after['frames'] - before['frames']} in 8 s, stall limit {after['stall_limit']} s,"
+            f" live {states.count('live')}/{len(states)}, late {after['late_frames'] - before['late_frames']}"
+        )
+        assert after["reconnects"] == before["reconnects"]
+        assert set(states) == {"live"}
+        assert 5 <= after["frames"] - before["frames"] <= 10
+        assert shown is not None and latest is not None and latest.number > shown.number
+        assert latest.captured > 0  # a frame of the stream, not "no signal"
+        assert "Barack Obama" in get_json(f"{url}/api/status")["names"]
+    finally:
+        publisher.kill()
+
+
+def test_a_publisher_frozen_for_1_5_s_recovers_without_a_second_reopen(
+    idle_app: tuple[str, Pipeline], rtmp: RtmpServer, video: Path
+) -> None:
+    """SIGSTOP then SIGCONT: the connection goes silent for 1.5 s, then the frames queued meanwhile
+    arrive in a burst; the stale ones are dropped and the stream goes on, on the same connection."""
+    url, pipeline = idle_app
+    publisher = Publisher(video, rtmp.url("faults")).start()
+    try:
+        wait_until(lambda: state(url) == "live", 60, "the stream to be live", interval=0.05)
+        time.sleep(2)
+        before = pipeline.source.status()
+        assert publisher.process is not None
+        publisher.process.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)
+        publisher.process.send_signal(signal.SIGCONT)
+        wait_until(lambda: state(url) == "live", 10, "frames after the stall", interval=0.05)
+        states = live_states(url, 4)
+        after = pipeline.source.status()
+        print(
+            f"1.5 s stall: reopens {after.reconnects - before.reconnects},"
+            f" late frames dropped {after.late_frames - before.late_frames}"
+        )
+        assert after.reconnects - before.reconnects <= 1
+        assert set(states) == {"live"}
+        wait_until(lambda: "Barack Obama" in get_json(f"{url}/api/status")["names"], 30, "Obama named")
     finally:
         publisher.kill()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -51,6 +52,53 @@ def test_webapp_answers_healthz_on_its_exposed_port(
                 ) from error
             time.sleep(0.5)
     assert podman("exec", name, "id", "-u").stdout.strip() == "10001"
+
+
+@pytest.mark.parametrize("init", [False, True], ids=["pid-1", "with-init"])
+def test_podman_stop_of_a_running_webapp_takes_under_3_s(
+    init: bool, built_images: dict[str, str], run_container: RunContainer
+) -> None:
+    """`edgeface serve` handles SIGTERM itself: as PID 1 (no init) the kernel would otherwise
+    drop the signal and podman would wait its 10 s and SIGKILL."""
+    port = free_port()
+    name = run_container(
+        built_images["webapp"],
+        options=[
+            *(["--init"] if init else []),
+            *("-p", f"127.0.0.1:{port}:8080", "-e", "VIDEO_STREAM_URL=rtmp://127.0.0.1:9/live/none"),
+        ],
+    )
+    wait_for_readyz(port, name)
+
+    started = time.monotonic()
+    podman("stop", "-t", "10", name)
+    seconds = time.monotonic() - started
+
+    state = podman("inspect", "--format", "{{.State.ExitCode}} {{.State.OOMKilled}}", name).stdout.split()
+    logs = podman("logs", name, check=False)
+    print(f"podman stop ({'with --init' if init else 'edgeface as PID 1'}): {seconds:.2f} s")
+    assert seconds < 3.0, f"{logs.stdout}{logs.stderr}"
+    assert state == ["0", "false"]  # exited by itself, not SIGKILLed (137)
+    assert "every inference worker exited" in logs.stdout + logs.stderr
+
+
+def wait_for_readyz(port: int, name: str, timeout: float = 120) -> None:
+    """Until /readyz answers 200 (the model image is absent here: 503 "model not loaded" counts too,
+    once the workers have started)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2):
+                return
+        except urllib.error.HTTPError as error:
+            if "model not loaded" in error.read().decode():
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            logs = podman("logs", name, check=False)
+            raise AssertionError(f"/readyz never settled\n{logs.stdout}{logs.stderr}")
+        time.sleep(0.5)
 
 
 def test_webapp_recognises_a_sample_photo(

@@ -76,6 +76,6 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def trained(photo_folder: Path, shared_cache: Path) -> Any:
     """The folder trained once, cold, with two worker processes (a TrainingResult)."""
-    from edgeface.training import train
+    from edgeface.training.build import train
 
     return train(photo_folder, cache_dir=shared_cache, jobs=2, version="2401011200")

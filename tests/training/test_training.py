@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgeface import training
 from edgeface.model import load_model, save_model
 from edgeface.recogniser import Recogniser
-from edgeface.training import DetectionSettings, TrainingResult, analyse_file, build_model, file_sha256, train
+from edgeface.training import detection, values
+from edgeface.training.build import TrainingResult, build_model, train
+from edgeface.training.cache import EncodingCache
+from edgeface.training.detection import DetectionSettings, analyse_file
+from edgeface.training.hashing import file_sha256
+from edgeface.training.photos import photos_source_from_env
 from edgeface.values import UNKNOWN
 
 from .photo_sets import photo_folder_of
@@ -31,11 +35,11 @@ def test_each_bad_photo_is_skipped_with_a_reason_naming_it(trained: TrainingResu
     skipped = reasons(trained)
 
     assert skipped == {
-        "Nobody.png": (training.NO_FACE, "skipped Nobody.png: no face found"),
-        "Two People.jpg": (training.SEVERAL_FACES, "skipped Two People.jpg: 2 faces (needs exactly one)"),
-        "Notes.jpg": (training.NOT_AN_IMAGE, "skipped Notes.jpg: not an image (cannot decode it)"),
+        "Nobody.png": (values.NO_FACE, "skipped Nobody.png: no face found"),
+        "Two People.jpg": (values.SEVERAL_FACES, "skipped Two People.jpg: 2 faces (needs exactly one)"),
+        "Notes.jpg": (values.NOT_AN_IMAGE, "skipped Notes.jpg: not an image (cannot decode it)"),
         "Copy of Barack.jpg": (
-            training.DUPLICATE,
+            values.DUPLICATE,
             "skipped Copy of Barack.jpg: duplicate of Barack Obama.jpg",
         ),
     }
@@ -117,13 +121,13 @@ def test_a_cache_hit_encodes_nothing_and_a_new_photo_is_the_only_one_encoded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     calls: list[int] = []
-    real_encode = training.encode_faces
+    real_encode = detection.encode_faces
 
     def counting_encode(rgb: np.ndarray, boxes: list[object], jitters: int = 1) -> np.ndarray:
         calls.append(len(boxes))
         return real_encode(rgb, boxes, jitters)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(training, "encode_faces", counting_encode)
+    monkeypatch.setattr(detection, "encode_faces", counting_encode)
     folder = tmp_path / "photos"
     shutil.copytree(photo_folder, folder)
 
@@ -142,7 +146,7 @@ def test_a_cache_hit_encodes_nothing_and_a_new_photo_is_the_only_one_encoded(
 def test_a_damaged_cache_entry_is_a_miss_not_a_crash(photo_folder: Path, tmp_path: Path) -> None:
     photo = photo_folder / "Notes.jpg"
     sha = file_sha256(photo)
-    cache = training.EncodingCache(tmp_path, DetectionSettings())
+    cache = EncodingCache(tmp_path, DetectionSettings())
     assert cache.directory is not None
     cache.directory.mkdir(parents=True)
     (cache.directory / f"{sha}.json").write_text("{ not json")
@@ -160,11 +164,11 @@ def test_the_seeds_metadata_yaml_is_read_and_a_missing_image_is_reported(
     )
     monkeypatch.setenv("MODEL_TRAINING_YAML", str(yaml_file))
 
-    result = train(training.photos_source_from_env(None), cache_dir=shared_cache)
+    result = train(photos_source_from_env(None), cache_dir=shared_cache)
 
     assert result.model is not None and result.model.people == ("Joe Biden",)
     assert reasons(result) == {
-        "ghost.jpg": (training.UNREADABLE, "skipped ghost.jpg: unreadable (no such file)")
+        "ghost.jpg": (values.UNREADABLE, "skipped ghost.jpg: unreadable (no such file)")
     }
 
 
@@ -181,5 +185,5 @@ def test_a_folder_without_usable_photos_gives_no_model(photo_folder: Path, tmp_p
 def test_missing_photos_argument_is_an_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MODEL_TRAINING_YAML", raising=False)
 
-    with pytest.raises(training.TrainingError, match="MODEL_TRAINING_YAML"):
-        training.photos_source_from_env(None)
+    with pytest.raises(values.TrainingError, match="MODEL_TRAINING_YAML"):
+        photos_source_from_env(None)

@@ -25,12 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeface.liveness import Heartbeat
+
 log = logging.getLogger(__name__)
 
 BOUNDARY = "frame"
 MIMETYPE = f"multipart/x-mixed-replace; boundary={BOUNDARY}"
 MAX_VIEWERS = 200  # attached sockets; more get 503 (each costs a send per frame)
 STALLED_SECONDS = 30.0  # a viewer that takes nothing of a part for this long is dropped
+SELECT_SECONDS = 1.0  # the writer's longest wait for a frame, a viewer or a wake-up
 
 
 @dataclass(frozen=True, eq=False)
@@ -44,13 +47,15 @@ class EncodedFrame:
 class Broadcaster:
     """Holds the newest encoded frame; any number of viewers wait on it."""
 
-    def __init__(self, quality: int = 80, max_viewers: int = MAX_VIEWERS) -> None:
+    def __init__(
+        self, quality: int = 80, max_viewers: int = MAX_VIEWERS, heartbeat: Heartbeat | None = None
+    ) -> None:
         self.quality = quality
         self._latest: EncodedFrame | None = None
         self._changed = threading.Condition()
         self._viewers = 0
         self._closed = False
-        self._fanout = _Fanout(self, max_viewers)
+        self._fanout = _Fanout(self, max_viewers, heartbeat or Heartbeat("mjpeg-writer"))
 
     @property
     def viewers(self) -> int:
@@ -97,12 +102,12 @@ class Broadcaster:
             latest = self._latest
         return latest if latest is not None and latest.number > number else None
 
-    def close(self) -> None:
-        """End every viewer's stream (server shutdown)."""
+    def close(self, timeout: float = 5.0) -> None:
+        """End every viewer's stream (server shutdown), waiting up to `timeout` s for the writer."""
         with self._changed:
             self._closed = True
             self._changed.notify_all()
-        self._fanout.close()
+        self._fanout.close(timeout)
 
     def stream(self, idle_timeout: float = 5.0) -> Iterator[bytes]:
         """Multipart parts for one viewer: the newest frame now, then each new one as it comes.
@@ -140,9 +145,10 @@ class _Viewer:
 class _Fanout:
     """One thread that sends each new part to every attached socket (see the module's docstring)."""
 
-    def __init__(self, broadcaster: Broadcaster, max_viewers: int) -> None:
+    def __init__(self, broadcaster: Broadcaster, max_viewers: int, heartbeat: Heartbeat) -> None:
         self.broadcaster = broadcaster
         self.max_viewers = max_viewers
+        self.heartbeat = heartbeat
         self._lock = threading.Lock()
         self._incoming: list[_Viewer] = []
         self._count = 0
@@ -174,6 +180,7 @@ class _Fanout:
                 self._incoming.append(_Viewer(connection, head.encode()))
                 if self._thread is None:
                     self._thread = threading.Thread(target=self._run, name="mjpeg-writer", daemon=True)
+                    self.heartbeat.attach(self._thread, SELECT_SECONDS)
                     self._thread.start()
         if refused:
             with contextlib.suppress(OSError):
@@ -192,12 +199,13 @@ class _Fanout:
             with contextlib.suppress(BlockingIOError):  # a wake-up is pending already
                 self._wake_out.send(b"\0")
 
-    def close(self) -> None:
+    def close(self, timeout: float) -> None:
         with self._lock:
             self._closed = True
+        self.heartbeat.end()
         self.wake()
         if self._thread is not None:
-            self._thread.join(5.0)
+            self._thread.join(max(timeout, 0.0))
 
     def _run(self) -> None:
         self.native_id = threading.get_native_id()
@@ -205,7 +213,8 @@ class _Fanout:
         sent = 0  # number of the newest frame handed to the viewers
         checked = time.monotonic()
         while not self._closed:
-            for key, mask in self._selector.select(timeout=1.0):
+            self.heartbeat.beat(SELECT_SECONDS)  # sends never block: a turn takes the select's wait
+            for key, mask in self._selector.select(timeout=SELECT_SECONDS):
                 if key.fileobj is self._wake_in:
                     with contextlib.suppress(BlockingIOError):
                         self._wake_in.recv(4096)

@@ -32,6 +32,10 @@ scan no longer holds up the updates. Measured on a loaded 2-core machine at
 VIDEO_PROCESSING_FPS=60: 1 worker 5.2 updates/s, 2 workers 14.7 (the stream's 15 fps).
 With tracking off, the workers take turns with the frames.
 
+`FACE_TOLERANCE` is unset by default: faces are named with the tolerance recorded in the model,
+the one the validation gate checked ("no two people within the tolerance"); set, it overrides
+that (logged) and `/api/status` says which is in use.
+
 A bad value stops start-up with `ConfigError` naming the variable and what it accepts.
 """
 
@@ -69,7 +73,7 @@ class AppConfig:
     face_loc_model: str = "hog"  # hog (CPU) | cnn (CUDA)
     face_loc_ntu: int = 1  # times to upsample when detecting, 0..3
     video_processing_fps: float = 15.0  # most recognition updates per second, (0, 60]
-    face_tolerance: float = 0.6  # largest encoding distance still named
+    face_tolerance: float | None = None  # largest distance still named; None: the model's own
     inference_workers: int = 2  # worker processes: one follows faces, the other scans (one core each)
     face_track_seconds: float = 1.0  # reuse a tracked face's name this long; 0 = encode every update
     log_level: str = "INFO"

@@ -17,9 +17,12 @@ reuse their recent names instead of scanning the whole frame and encoding every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import select
+import signal
 import subprocess
 import sys
 import threading
@@ -31,8 +34,8 @@ import numpy as np
 
 from edgeface.config import AppConfig
 from edgeface.detector import Detector
-from edgeface.model import ModelError, load_model
-from edgeface.recogniser import Recogniser, encode_faces
+from edgeface.model import FaceModel, ModelError, load_model
+from edgeface.recogniser import FROM_ENVIRONMENT, Recogniser, choose_tolerance, encode_faces, model_tolerance
 from edgeface.tracker import TrackedResult, Tracker
 from edgeface.values import Box, Detection, Match
 
@@ -49,12 +52,15 @@ class InferenceError(RuntimeError):
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the worker loaded: version and people, or why there is no model."""
+    """What the worker loaded: version and people, or why there is no model; the tolerance it
+    names faces with and where that came from (edgeface.recogniser.choose_tolerance)."""
 
     path: str
     version: str | None = None
     people: tuple[str, ...] = ()
     error: str | None = None
+    tolerance: float | None = None
+    tolerance_source: str | None = None
 
     @property
     def loaded(self) -> bool:
@@ -121,12 +127,27 @@ class InferenceWorker:
 
     def __init__(self, config: AppConfig, start_timeout: float = 120.0) -> None:
         self.config = config
-        self.start_timeout = start_timeout
+        self.start_timeout = start_timeout  # seconds to load dlib and the model and say hello
         self.model = ModelInfo(str(config.model_filename), error="inference worker not started")
         self._process: subprocess.Popen[bytes] | None = None
+        self._serving = False  # the process has said hello: it reads its input from then on
+        self.returncode: int | None = None  # of the last process stopped (negative: its signal)
         self._lock = threading.Lock()
 
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return None if process is None else process.pid
+
+    def exit_status(self) -> int | None:
+        """The process's exit code (negative: the signal that ended it) once it has ended, else
+        None (running, or never started)."""
+        process = self._process
+        return None if process is None else process.poll()
+
     def start(self) -> InferenceWorker:
+        """Start the process and wait (up to `start_timeout` s) for its hello; raise
+        InferenceError if it dies or stays silent that long (the process is then stopped)."""
         config = self.config
         arguments = {
             "model": str(config.model_filename),
@@ -141,18 +162,37 @@ class InferenceWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
-        self._process = process
-        hello, _ = read_message(process.stdout)  # type: ignore[arg-type]
+        self._process, self._serving = process, False
+        assert process.stdout is not None
+        readable, _, _ = select.select([process.stdout], [], [], self.start_timeout)
+        if not readable:
+            self.stop(timeout=1.0)
+            raise InferenceError(f"inference worker did not start within {self.start_timeout:g} s")
+        try:
+            hello, _ = read_message(process.stdout)
+        except EOFError as error:
+            self.stop(timeout=1.0)
+            raise InferenceError(f"inference worker exited while starting: {error}") from error
+        self._serving = True
         self.model = ModelInfo(
             path=str(config.model_filename),
             version=hello.get("version"),
             people=tuple(hello.get("people") or ()),
             error=hello.get("error"),
+            tolerance=hello.get("tolerance"),
+            tolerance_source=hello.get("tolerance_source"),
         )
         if self.model.error:
             log.error("model not loaded, every face will be %s: %s", "Unknown", self.model.error)
         else:
             log.info("model %s loaded: %d people", self.model.version, len(self.model.people))
+        recorded = hello.get("model_tolerance")
+        if self.model.tolerance_source == FROM_ENVIRONMENT and recorded not in (None, self.model.tolerance):
+            log.warning(
+                "FACE_TOLERANCE=%s overrides the tolerance %s the model was validated with",
+                self.model.tolerance,
+                recorded,
+            )
         return self
 
     def infer(
@@ -190,32 +230,58 @@ class InferenceWorker:
             bool(reply["full_frame"]),
         )
 
-    def stop(self, timeout: float = 5.0) -> None:
-        process, self._process = self._process, None
+    def close_input(self) -> None:
+        """Ask the process to end: it exits at the end of its input, after the frame it is on.
+        `stop` then waits for it; several workers are asked first and waited for together."""
+        process = self._process
         if process is None:
             return
-        if process.stdin is not None:
-            process.stdin.close()
+        if self._serving:
+            self.close_input_of(process)
+        else:  # still loading dlib and the model, it reads nothing yet: it has nothing to lose
+            process.terminate()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """End the process: its input closed, up to `timeout` s for it to exit, then SIGKILL.
+        True when it exited by itself (or was not running)."""
+        process, self._process = self._process, None
+        if process is None:
+            return True
+        self.close_input_of(process)
+        exited = True
         try:
-            process.wait(timeout)
+            process.wait(max(timeout, 0.0))
         except subprocess.TimeoutExpired:
+            exited = False
             process.kill()
-            process.wait(timeout)
+            process.wait()
         if process.stdout is not None:
             process.stdout.close()
+        self.returncode = process.returncode
+        return exited
+
+    @staticmethod
+    def close_input_of(process: subprocess.Popen[bytes]) -> None:
+        if process.stdin is not None:
+            with contextlib.suppress(OSError):  # the pipe of a worker that died
+                process.stdin.close()
 
 
 def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None:
     """The worker's loop: load the model, say hello, then answer one frame at a time until EOF."""
     import cv2  # noqa: PLC0415
 
+    model: FaceModel | None
     try:
         model = load_model(arguments["model"])
         hello: dict[str, Any] = {"version": model.version, "people": list(model.people)}
     except ModelError as error:
         model, hello = None, {"error": str(error)}
+    configured = arguments["tolerance"]
+    tolerance, source = choose_tolerance(None if configured is None else float(configured), model)
+    hello.update(tolerance=tolerance, tolerance_source=source, model_tolerance=model_tolerance(model))
     detector = Detector(arguments["detector"], float(arguments["ratio"]), int(arguments["upsample"]))
-    recogniser = Recogniser(model, float(arguments["tolerance"]))
+    recogniser = Recogniser(model, tolerance)
     tracker = Tracker(detector, recogniser, float(arguments["track_seconds"]))
     detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # load dlib's models before saying hello
     write_message(replies, hello)
@@ -251,6 +317,9 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
 
 
 if __name__ == "__main__":
+    # The parent decides when a worker ends (it closes our input); a Ctrl-C in a terminal reaches
+    # the whole process group, and would otherwise kill the worker mid-reply with a traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Replies go to a private copy of stdout; fd 1 then points at stderr, so that anything a C
     # library prints cannot corrupt the message stream.
     _replies = os.fdopen(os.dup(1), "wb")

@@ -9,6 +9,13 @@ It is an `.npz` archive (numpy's zip of `.npy` arrays), never a pickle:
 
 Loading reads the arrays with `allow_pickle=False`, so nothing in the file is ever executed,
 and recomputes the digest, so a truncated or altered file is refused instead of half-used.
+
+Before anything is inflated, the zip's central directory is read: a file whose members would
+inflate beyond `MAX_INFLATED_BYTES` (64 MiB) is refused. That is room for ~20,000 training photos
+(1 KiB of float64 each, plus their names and metadata record, both stored as UTF-32); the models
+of a site are a few hundred rows. Without the check, a small compressed file (a "zip bomb": 2 GiB
+of zeros deflate to 2 MiB) is inflated whole in every inference worker. zipfile never inflates a
+member past the size its directory entry declares, so the declared sizes bound the memory used.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ FORMAT = "edgeface-model"
 FORMAT_VERSION = 1
 ENCODING_SIZE = 128
 _ARRAYS = ("encodings", "names", "metadata", "sha256")
+MAX_INFLATED_BYTES = 64 * 1024 * 1024
+"""Largest total size of a model file's inflated members (see the module's docstring)."""
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_MAGIC = b"\x80"  # protocol 2+ pickles start with PROTO (0x80)
 
@@ -174,6 +183,7 @@ def load_model(path: str | os.PathLike[str]) -> FaceModel:
         else:
             reason = "is not an edgeface model (not an npz archive)"
         raise ModelError(f"{source}: {reason}")
+    _check_inflated_size(source)
     try:
         with np.load(source, allow_pickle=False) as archive:
             missing = [key for key in _ARRAYS if key not in archive.files]
@@ -185,6 +195,27 @@ def load_model(path: str | os.PathLike[str]) -> FaceModel:
     except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as error:
         raise ModelError(f"{source}: damaged or truncated model file ({error})") from error
     return _model_from_arrays(source, arrays)
+
+
+def _check_inflated_size(source: Path) -> None:
+    """Refuse, from the zip's central directory alone, a file that would inflate too far."""
+    try:
+        with zipfile.ZipFile(source) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise ModelError(f"{source}: damaged or truncated model file ({error})") from error
+    inflated = sum(member.file_size for member in members)
+    if inflated > MAX_INFLATED_BYTES:
+        largest = max(members, key=lambda member: member.file_size)
+        raise ModelError(
+            f"{source}: refusing to inflate {_mib(inflated)} from {_mib(source.stat().st_size)} on disk"
+            f" ({largest.filename}: {_mib(largest.file_size)}); an edgeface model inflates to at most"
+            f" {_mib(MAX_INFLATED_BYTES)}"
+        )
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"
 
 
 def _model_from_arrays(source: Path, arrays: dict[str, np.ndarray]) -> FaceModel:

@@ -9,12 +9,17 @@ Threads, whatever the number of viewers:
 - `display`: for every new frame (the stream's own rate), draws the latest detections on it and
   JPEG-encodes it once for all viewers; a "no signal" frame twice a second while the stream is away;
 - `mjpeg-writer` (edgeface.broadcaster), from the first viewer on: sends each part to every viewer.
+
+Each loop records its progress (edgeface.liveness); `health()` names a loop that is stuck or dead,
+and an inference worker process that died (it is restarted, and healthy again once it has said
+hello). `stop()` ends everything within one deadline: the workers are asked to exit together.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,6 +43,7 @@ from edgeface.inference import (
     ModelInfo,
     detection_to_json,
 )
+from edgeface.liveness import Liveness
 from edgeface.source import LIVE, VideoSource
 from edgeface.values import Detection
 
@@ -45,6 +51,8 @@ log = logging.getLogger(__name__)
 
 NO_SIGNAL_INTERVAL = 0.5  # seconds between "no signal" frames
 RATE_WINDOW = 10.0  # seconds over which rates are averaged
+INFER_SECONDS = 30.0  # longest a worker may take over one frame before its loop counts as stuck
+STOP_SECONDS = 1.2  # the whole pipeline's shutdown deadline: `edgeface serve` ends within 2 s of SIGTERM
 
 
 @dataclass(frozen=True)
@@ -60,14 +68,16 @@ class Recognition:
 class Pipeline:
     def __init__(self, config: AppConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
+        self.liveness = Liveness()
         self.source = VideoSource(
             config.video_stream_url,
             device=config.video_device_id,
             size=(config.frame_width, config.frame_height),
             stall_seconds=config.stall_seconds,
+            heartbeat=self.liveness.heartbeat("capture"),
         )
         self.workers = [InferenceWorker(config) for _ in range(config.inference_workers)]
-        self.broadcaster = Broadcaster()
+        self.broadcaster = Broadcaster(heartbeat=self.liveness.heartbeat("mjpeg-writer"))
         self.registry = registry or CollectorRegistry()
         self.inference_seconds = Histogram(
             "edgeface_inference_seconds",
@@ -89,6 +99,8 @@ class Pipeline:
         self.registry.register(_PipelineCollector(self))
         self._recognition = Recognition()
         self._workers_ready = [False] * len(self.workers)
+        self._worker_down: list[str | None] = [None] * len(self.workers)  # why a worker is restarting
+        self._worker_restarts = 0
         self._lock = threading.Lock()  # guards frame claims, the latest recognition and the counts
         self._claimed = 0  # number of the newest frame an inference thread has taken
         self._next_turn: dict[str, float] = {}  # monotonic time the next update / scan may start
@@ -108,26 +120,39 @@ class Pipeline:
         if self._threads:
             return self
         self.source.start()
-        for index in range(len(self.workers)):
-            thread = threading.Thread(
-                target=self._run_inference, args=(index,), name=f"inference-{index}", daemon=True
-            )
+        for index, worker in enumerate(self.workers):
+            name = f"inference-{index}"
+            thread = threading.Thread(target=self._run_inference, args=(index,), name=name, daemon=True)
+            self.liveness.heartbeat(name).attach(thread, worker.start_timeout)
             thread.start()
             self._threads.append(thread)
         display = threading.Thread(target=self._run_display, name="display", daemon=True)
+        self.liveness.heartbeat("display").attach(display, NO_SIGNAL_INTERVAL)
         display.start()
         self._threads.append(display)
         log.info("pipeline started on %s", self.source.description)
         return self
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = STOP_SECONDS) -> bool:
+        """Stop every thread and worker process within `timeout` seconds in all; True when each
+        worker exited by itself (False: one had to be killed at the deadline). A capture stuck in
+        OpenCV's open() or read() is left to its daemon thread: it holds no child process."""
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self._stopping.set()
-        self.broadcaster.close()
-        self.source.stop()
-        for thread in self._threads:
-            thread.join(5.0)
+        self.liveness.end()
         for worker in self.workers:
-            worker.stop()
+            worker.close_input()  # all at once: each finishes its frame and exits, in parallel
+        self.broadcaster.close(remaining())
+        self.source.stop(timeout=0.0)
+        for thread in self._threads:
+            thread.join(remaining())
+        exited = [worker.stop(remaining()) for worker in self.workers]
+        self.source.stop(remaining())
+        return all(exited)
 
     # -- stages -------------------------------------------------------------------------------
     def mode_of(self, index: int) -> str:
@@ -144,18 +169,23 @@ class Pipeline:
     def _run_inference(self, index: int) -> None:
         """Loop of inference thread `index`, which drives worker `index`."""
         worker, mode = self.workers[index], self.mode_of(index)
+        heartbeat = self.liveness.heartbeat(f"inference-{index}")
+        interval = self.config.face_track_seconds if mode == SCAN else 1.0 / self.config.video_processing_fps
         seed_sent = 0  # number of the last scan handed to this (FOLLOW) worker
         scanned = 0  # number of the last frame this (SCAN) worker scanned
         while not self._stopping.is_set():
+            if self._workers_ready[index] and (code := worker.exit_status()) is not None:
+                self._worker_died(index, f"worker process exited ({_exit_reason(code)})")
             if not self._workers_ready[index]:
+                heartbeat.beat(worker.start_timeout)
                 if not self._start_worker(index):
+                    heartbeat.beat(2.0)
                     self._stopping.wait(2.0)
                     continue
                 seed_sent = 0  # a new process knows no faces yet
-            if mode == SCAN:
-                self._wait_for_turn("scan", self.config.face_track_seconds)
-            else:
-                self._wait_for_turn("update", 1.0 / self.config.video_processing_fps)
+            # The turn's wait plus the wait for a frame; an idle stream is progress too.
+            heartbeat.beat(len(self.workers) * interval + 0.5)
+            self._wait_for_turn("scan" if mode == SCAN else "update", interval)
             # A scan takes the newest frame even if an update has it too: it must not wait its turn
             # behind a follower that takes every frame.
             frame = self.source.wait_newer(scanned if mode == SCAN else self._claimed, timeout=0.5)
@@ -174,12 +204,12 @@ class Pipeline:
                 seed = None
                 if mode == FOLLOW and self._seed_number > seed_sent:
                     seed, seed_sent = self._seed, self._seed_number
+            heartbeat.beat(INFER_SECONDS)
             try:
                 result = worker.infer(frame.image, mode, seed)
             except InferenceError as error:
-                log.error("%s; restarting inference worker %d", error, index)
-                worker.stop()
-                self._workers_ready[index] = False
+                if not self._stopping.is_set():  # at shutdown the workers' input is closed
+                    self._worker_died(index, str(error))
                 continue
             if mode == SCAN:
                 with self._lock:
@@ -212,21 +242,41 @@ class Pipeline:
             for detection in result.detections:
                 self.faces.labels(detection.match.name).inc()
 
+    def _worker_died(self, index: int, reason: str) -> None:
+        """Worker `index` is gone: /healthz says so until its replacement has said hello."""
+        worker = self.workers[index]
+        worker.stop(timeout=1.0)
+        code = worker.returncode
+        if code is not None and f"({_exit_reason(code)})" not in reason:
+            reason = f"{reason}; worker process exited ({_exit_reason(code)})"
+        log.error("inference worker %d: %s; restarting it", index, reason)
+        with self._lock:
+            self._worker_down[index] = reason
+            self._workers_ready[index] = False
+            self._worker_restarts += 1
+
     def _start_worker(self, index: int) -> bool:
         worker = self.workers[index]
         try:
             worker.start()
-        except (OSError, EOFError, ValueError) as error:
-            log.error("cannot start inference worker %d: %s", index, error)
-            worker.stop()
+        except (OSError, EOFError, ValueError, InferenceError) as error:
+            worker.stop(timeout=1.0)
+            if not self._stopping.is_set():
+                log.error("cannot start inference worker %d: %s", index, error)
+                with self._lock:
+                    self._worker_down[index] = f"cannot start the worker process: {error}"
             return False
-        self._workers_ready[index] = True
+        with self._lock:
+            self._workers_ready[index] = True
+            self._worker_down[index] = None
         return True
 
     def _run_display(self) -> None:
+        heartbeat = self.liveness.heartbeat("display")
         seen = 0
         last_no_signal = 0.0
         while not self._stopping.is_set():
+            heartbeat.beat(NO_SIGNAL_INTERVAL + 1.0)  # the wait, then drawing and encoding a frame
             frame = self.source.wait_newer(seen, timeout=NO_SIGNAL_INTERVAL)
             if frame is not None:
                 seen = frame.number
@@ -248,6 +298,23 @@ class Pipeline:
     @property
     def recognised(self) -> int:
         return self._recognised
+
+    def health(self) -> list[str]:
+        """Why the app is not alive, one line per loop naming it: a loop stuck or dead, a worker
+        process that died (until its replacement is up); empty when all is well. A missing
+        stream is no reason: the capture loop is then busy reconnecting."""
+        problems = self.liveness.problems()
+        if self._stopping.is_set():
+            return problems
+        for index, worker in enumerate(self.workers):
+            with self._lock:
+                ready, down = self._workers_ready[index], self._worker_down[index]
+            code = worker.exit_status() if ready else None
+            if code is not None:
+                problems.append(f"inference-{index}: worker process exited ({_exit_reason(code)})")
+            elif down is not None:
+                problems.append(f"inference-{index}: {down}; restarting")
+        return problems
 
     def readiness(self) -> list[str]:
         """Why the app is not ready to serve recognitions; empty when it is.
@@ -274,11 +341,14 @@ class Pipeline:
                 "file": self.model.path,
                 "error": self.model.error,
             },
+            "tolerance": {"value": self.model.tolerance, "source": self.model.tolerance_source},
             "source": {
                 "state": source.state,
                 "input_fps": round(source.fps, 2),
                 "frames": source.frames,
                 "reconnects": source.reconnects,
+                "late_frames": source.late_frames,
+                "stall_limit": round(source.stall_limit, 3),
                 "frame_age": None if source.frame_age is None else round(source.frame_age, 3),
                 "error": source.error,
             },
@@ -290,12 +360,23 @@ class Pipeline:
                 "full_frame_detections": self._full_frames,
                 "faces_encoded": self._faces_encoded,
                 "last_seconds": round(recognition.seconds, 4),
+                "worker_restarts": self._worker_restarts,
             },
             "viewers": self.broadcaster.viewers,
             "detections": [detection_to_json(item) for item in recognition.detections],
             "detections_at": recognition.at or None,
             "names": sorted({item.match.name for item in recognition.detections}),
         }
+
+
+def _exit_reason(code: int) -> str:
+    """`Popen.returncode` in words: "code 1", "SIGKILL"."""
+    if code >= 0:
+        return f"code {code}"
+    try:
+        return signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
 
 
 def _rate(stamps: collections.deque[float]) -> float:

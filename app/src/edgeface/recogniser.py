@@ -11,6 +11,29 @@ from edgeface.values import UNKNOWN, Box, Match
 
 DEFAULT_TOLERANCE = 0.6
 """face_recognition's default: distances at or below it are the same person."""
+MAX_TOLERANCE = 1.5
+FROM_MODEL, FROM_ENVIRONMENT, FROM_DEFAULT = "model", "FACE_TOLERANCE", "default"
+"""Where the tolerance in use came from (`choose_tolerance`)."""
+
+
+def model_tolerance(model: FaceModel | None) -> float | None:
+    """The tolerance recorded in the model at training (the one the validation gate checked),
+    or None when there is no model or it records none usable."""
+    recorded = None if model is None else model.metadata.get("tolerance")
+    if isinstance(recorded, bool) or not isinstance(recorded, int | float):
+        return None
+    return float(recorded) if 0.0 < recorded <= MAX_TOLERANCE else None
+
+
+def choose_tolerance(configured: float | None, model: FaceModel | None) -> tuple[float, str]:
+    """The tolerance to name faces with and where it came from: FACE_TOLERANCE when set (it
+    overrides), else the model's own, else DEFAULT_TOLERANCE."""
+    if configured is not None:
+        return configured, FROM_ENVIRONMENT
+    recorded = model_tolerance(model)
+    if recorded is not None:
+        return recorded, FROM_MODEL
+    return DEFAULT_TOLERANCE, FROM_DEFAULT
 
 
 def encode_faces(rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.ndarray:

@@ -10,11 +10,17 @@ import argparse
 import json
 import os
 import sys
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from edgeface.arguments import positive_int
-from edgeface.recogniser import DEFAULT_TOLERANCE
+from edgeface.recogniser import DEFAULT_TOLERANCE, model_tolerance
+
+if TYPE_CHECKING:  # the training modules load cv2 and the face stack: only inside the handlers
+    from edgeface.training.build import TrainingResult
+    from edgeface.training.values import PhotoResult
 
 
 def register(subparsers: Any) -> None:
@@ -103,16 +109,20 @@ def _error(message: str) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from edgeface import training  # noqa: PLC0415 (heavy: cv2, face stack)
     from edgeface.model import save_model  # noqa: PLC0415
+    from edgeface.training.build import train  # noqa: PLC0415 (heavy: cv2, face stack)
+    from edgeface.training.cache import default_cache_dir  # noqa: PLC0415
+    from edgeface.training.detection import DetectionSettings  # noqa: PLC0415
+    from edgeface.training.photos import photos_source_from_env  # noqa: PLC0415
+    from edgeface.training.values import TrainingError  # noqa: PLC0415
 
     output = Path(args.output)
-    cache = None if args.no_cache else (args.cache or training.default_cache_dir(output))
-    settings = training.DetectionSettings(max_side=args.max_side)
-    progress = training.Progress()
+    cache = None if args.no_cache else (args.cache or default_cache_dir(output))
+    settings = DetectionSettings(max_side=args.max_side)
+    progress = Progress()
     try:
-        source = training.photos_source_from_env(args.photos)
-        result = training.train(
+        source = photos_source_from_env(args.photos)
+        result = train(
             source,
             settings=settings,
             cache_dir=cache,
@@ -122,9 +132,9 @@ def run_train(args: argparse.Namespace) -> int:
             on_total=progress.start,
             on_result=progress.advance,
         )
-    except training.TrainingError as error:
+    except TrainingError as error:
         return _error(str(error))
-    print(training.format_summary(result))
+    print(format_summary(result))
     if result.model is None:
         return _error(f"no usable photo in {source}: nothing written ({output} left as it was)")
     if args.strict and result.skipped:
@@ -169,19 +179,24 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from edgeface import training, validation  # noqa: PLC0415 (heavy: cv2, face stack)
+    from edgeface import validation  # noqa: PLC0415 (heavy: cv2, face stack)
     from edgeface.model import ModelError, load_model  # noqa: PLC0415
+    from edgeface.training.cache import EncodingCache, default_cache_dir  # noqa: PLC0415
+    from edgeface.training.detection import DetectionSettings  # noqa: PLC0415
+    from edgeface.training.photos import discover_photos, photos_source_from_env  # noqa: PLC0415
+    from edgeface.training.pool import analyse_photos  # noqa: PLC0415
+    from edgeface.training.values import TrainingError  # noqa: PLC0415
 
     try:
         model = load_model(args.model)
-        source = training.photos_source_from_env(args.photos)
-        photos, missing = training.discover_photos(source)
-    except (ModelError, training.TrainingError) as error:
+        source = photos_source_from_env(args.photos)
+        photos, missing = discover_photos(source)
+    except (ModelError, TrainingError) as error:
         return _error(str(error))
-    tolerance = args.tolerance or float(model.metadata.get("tolerance", DEFAULT_TOLERANCE))
-    settings = training.DetectionSettings.from_metadata(model.metadata)
-    cache = training.EncodingCache(args.cache or training.default_cache_dir(args.model), settings)
-    analysed, _ = training.analyse_photos(photos, settings, cache, jobs=args.jobs)
+    tolerance = args.tolerance or model_tolerance(model) or DEFAULT_TOLERANCE
+    settings = DetectionSettings.from_metadata(model.metadata)
+    cache = EncodingCache(args.cache or default_cache_dir(args.model), settings)
+    analysed, _ = analyse_photos(photos, settings, cache, jobs=args.jobs)
     report = validation.validate_model(model, missing + analysed, tolerance)
     print(validation.format_report(report))
     return 0 if report.passed else 1
@@ -206,8 +221,11 @@ def run_init_model(args: argparse.Namespace) -> int:
 
 
 def run_convert_legacy(args: argparse.Namespace) -> int:
-    from edgeface import training  # noqa: PLC0415
     from edgeface.model import FaceModel, new_version, save_model, utc_timestamp  # noqa: PLC0415
+    from edgeface.training.detection import library_versions  # noqa: PLC0415
+    from edgeface.training.hashing import file_sha256  # noqa: PLC0415
+    from edgeface.training.legacy import read_legacy_model  # noqa: PLC0415
+    from edgeface.training.values import TrainingError  # noqa: PLC0415
 
     if not args.i_trust_this_file:
         return _error(
@@ -215,7 +233,7 @@ def run_convert_legacy(args: argparse.Namespace) -> int:
             "If you made this file yourself, pass --i-trust-this-file."
         )
     try:
-        encodings, names = training.read_legacy_model(args.legacy)
+        encodings, names = read_legacy_model(args.legacy)
         people = {name: names.count(name) for name in sorted(set(names))}
         model = FaceModel(
             encodings,
@@ -224,15 +242,66 @@ def run_convert_legacy(args: argparse.Namespace) -> int:
                 "version": args.model_version or new_version(),
                 "created": utc_timestamp(),
                 "people": people,
-                "converted_from": {"file": args.legacy.name, "sha256": training.file_sha256(args.legacy)},
-                "libraries": training.library_versions(),
+                "converted_from": {"file": args.legacy.name, "sha256": file_sha256(args.legacy)},
+                "libraries": library_versions(),
                 "tolerance": DEFAULT_TOLERANCE,
             },
         )
-    except (training.TrainingError, ValueError) as error:
+    except (TrainingError, ValueError) as error:
         return _error(f"{args.legacy}: {error}" if str(args.legacy) not in str(error) else str(error))
     if len(model) == 0:
         return _error(f"{args.legacy}: the legacy model is empty: nothing written")
     file_sha = save_model(model, args.output)
     print(f"wrote {args.output}: {len(model)} encodings of {len(people)} people, sha256 {file_sha}")
     return 0
+
+
+# -- what the command prints ------------------------------------------------------------------
+
+
+def format_summary(result: TrainingResult) -> str:
+    """A plain-text table: photos used per person, then photos skipped per reason."""
+    rows = [(name, str(count)) for name, count in sorted(result.people.items())]
+    used = sum(result.people.values())
+    lines = _table(("person", "photos used"), rows)
+    lines.append(f"{len(result.people)} people, {used} photos used, {len(result.skipped)} skipped")
+    if result.skipped:
+        by_reason = Counter(str(r.problem) for r in result.skipped)
+        lines += ["", *_table(("skipped because", "photos"), sorted(by_reason.items()))]
+    cached = sum(1 for r in result.results if r.cached)
+    lines.append(f"analysed {result.analysed} photos, {cached} from the cache")
+    return "\n".join(lines)
+
+
+def _table(header: tuple[str, str], rows: Sequence[tuple[str, str | int]]) -> list[str]:
+    width = max([len(header[0]), *(len(str(row[0])) for row in rows)])
+    lines = [f"{header[0]:<{width}}  {header[1]}", f"{'-' * width}  {'-' * len(header[1])}"]
+    lines += [f"{row[0]:<{width}}  {row[1]}" for row in rows]
+    return lines
+
+
+class Progress:
+    """A bar on a terminal, one plain line per photo otherwise; skip reasons always get a line."""
+
+    def __init__(self, total: int = 0, stream: TextIO | None = None) -> None:
+        self.total = total
+        self.done = 0
+        self.stream = stream if stream is not None else sys.stderr
+        self.bar = self.stream.isatty()
+
+    def start(self, total: int) -> None:
+        self.total, self.done = total, 0
+
+    def advance(self, result: PhotoResult) -> None:
+        self.done += 1
+        line = result.reason() if not result.used else f"{result.photo.label}: {result.photo.name}"
+        if self.bar:
+            if not result.used:
+                self.stream.write(f"\r\x1b[K{line}\n")
+            filled = round(30 * self.done / max(self.total, 1))
+            self.stream.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}")
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"[{self.done}/{self.total}] {line}\n")
+        self.stream.flush()

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeface.model import FaceModel
 from edgeface.recogniser import DEFAULT_TOLERANCE, Recogniser
-from edgeface.training import PhotoResult
+from edgeface.training.values import PhotoResult
 
 SAME_PHOTO_DISTANCE = 1e-6
 """Rows closer than this to a photo's encoding are that photo (for models without photo hashes)."""

@@ -2,8 +2,9 @@
 
 /             page: live stream, who is on screen, model version, fps
 /video_feed   MJPEG (multipart/x-mixed-replace), the shared encoded frames
-/api/status   JSON: model version and people, input fps, recognition rate, last detections
-/healthz      the process answers
+/api/status   JSON: model version and people, tolerance in use, input fps, recognition rate, last detections
+/healthz      503 naming the loop that is stuck or dead (capture, inference-N, display, mjpeg-writer)
+              or the worker process that died, so that the pod is restarted (a missing stream is not one)
 /readyz       503 with the reasons while the model is missing/corrupt (a missing stream is not one)
 /metrics      Prometheus text format
 """
@@ -26,11 +27,12 @@ VIDEO_FEED = "/video_feed"  # the MJPEG route; edgeface.server serves its GETs i
 
 
 def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None) -> Flask:
-    """Build the app around one pipeline (started here unless given, already running)."""
+    """Build the app around one pipeline (built here unless given). Nothing is started: whoever
+    serves the app starts the pipeline (`pipeline_of(app).start()`) and stops it."""
     config = config or load_config()
     logging.getLogger("edgeface").setLevel(config.log_level_number)
     if pipeline is None:
-        pipeline = Pipeline(config).start()
+        pipeline = Pipeline(config)
     app = Flask(__name__)
     app.extensions[EXTENSION] = pipeline
 
@@ -52,8 +54,11 @@ def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None
         return jsonify(pipeline.status())
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"status": "ok"}
+    def healthz() -> tuple[dict[str, Any], int]:
+        problems = pipeline.health()
+        if problems:
+            return {"status": "unhealthy", "problems": problems}, 503
+        return {"status": "ok"}, 200
 
     @app.get("/readyz")
     def readyz() -> tuple[dict[str, Any], int]:

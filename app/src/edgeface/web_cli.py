@@ -7,6 +7,7 @@ import json
 import logging
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,6 +20,9 @@ from edgeface.config import ConfigError, load_config
 
 DEFAULT_THREADS = 16
 """waitress worker threads: for the page, the JSON and the metrics (stream viewers hold none)."""
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+log = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,26 +58,62 @@ def _config_or_exit() -> Any:
         return None
 
 
+class _Shutdown(SystemExit):
+    """Raised in the main thread by SIGTERM/SIGINT; waitress's run() returns on a SystemExit."""
+
+
+def _stop_on_signal(number: int, _frame: Any) -> None:
+    # One shutdown: a second signal during it would abort the clean-up half-way.
+    for name in STOP_SIGNALS:
+        signal.signal(name, signal.SIG_IGN)
+    log.info("%s received: stopping", signal.Signals(number).name)
+    raise _Shutdown(0)
+
+
 def run_serve(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or SIGINT, then stop everything within STOP_SECONDS.
+
+    The port is bound before the pipeline starts, so a port in use costs no worker process.
+    SIGTERM has a handler of our own: as a container's PID 1 (no init) the kernel would
+    otherwise ignore it, and podman or the kubelet would wait out their grace period and
+    SIGKILL. With an init (`podman run --init`) the init passes the signal on: the same path.
+    """
     config = _config_or_exit()
     if config is None:
         return 2
     logging.basicConfig(
         level=config.log_level_number, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from edgeface.pipeline import STOP_SECONDS  # noqa: PLC0415
     from edgeface.server import serve_app  # noqa: PLC0415
     from edgeface.web import create_app, pipeline_of  # noqa: PLC0415
 
     app = create_app(config)
     pipeline = pipeline_of(app)
-    server = serve_app(
-        app, pipeline.broadcaster, args.host or config.web_host, args.port or config.web_port, args.threads
-    )
-    server.print_listen("Serving on http://{}:{}")
+    host, port = args.host or config.web_host, args.port or config.web_port
     try:
-        server.run()
+        server = serve_app(app, pipeline.broadcaster, host, port, args.threads)
+    except OSError as error:
+        print(f"edgeface serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    for name in STOP_SIGNALS:
+        signal.signal(name, _stop_on_signal)
+    try:
+        pipeline.start()
+        server.print_listen("Serving on http://{}:{}")
+        server.run()  # returns on _Shutdown, after waitress has stopped its threads
+    except _Shutdown:
+        pass  # the signal came before run()
     finally:
-        pipeline.stop()
+        started = time.monotonic()
+        server.close()
+        server.task_dispatcher.shutdown(timeout=0.5)  # idle HTTP threads end at once
+        clean = pipeline.stop(STOP_SECONDS)
+        seconds = time.monotonic() - started
+        if clean:
+            log.info("stopped in %.2f s: every inference worker exited", seconds)
+        else:
+            log.warning("stopped in %.2f s: an inference worker was killed at the deadline", seconds)
     return 0
 
 
@@ -86,7 +126,7 @@ def run_recognize(args: argparse.Namespace) -> int:
     from edgeface.detector import Detector  # noqa: PLC0415
     from edgeface.inference import analyse, detection_to_json  # noqa: PLC0415
     from edgeface.model import ModelError, load_model  # noqa: PLC0415
-    from edgeface.recogniser import Recogniser  # noqa: PLC0415
+    from edgeface.recogniser import Recogniser, choose_tolerance  # noqa: PLC0415
 
     try:
         model = load_model(args.model)
@@ -98,14 +138,12 @@ def run_recognize(args: argparse.Namespace) -> int:
         print(f"edgeface recognize: {args.image}: cannot read the image", file=sys.stderr)
         return 2
     detector = Detector(config.face_loc_model, config.face_ratio, config.face_loc_ntu)
-    detections = analyse(
-        cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), detector, Recogniser(model, config.face_tolerance)
-    )
+    tolerance, _ = choose_tolerance(config.face_tolerance, model)
+    detections = analyse(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), detector, Recogniser(model, tolerance))
     faces = [detection_to_json(item) for item in detections]
     if args.json:
-        print(
-            json.dumps({"image": str(args.image), "model_version": model.version, "faces": faces}, indent=2)
-        )
+        record = {"image": str(args.image), "model_version": model.version, "tolerance": tolerance}
+        print(json.dumps({**record, "faces": faces}, indent=2))
     else:
         print(f"{args.image}: {len(faces)} face(s), model {model.version}")
         for face in faces:
