@@ -1,8 +1,9 @@
 """The original demo, unattended, through the user's own commands and a real browser.
 
-site.yml → ffmpeg publishes a video of two people, neither in the model → the page shows them
-red and "Unknown" → a photo of one of them goes into the photos folder → retrain.yml → the same
-face, with nothing else touched, is named in a green box → rollback.yml previous → "Unknown" again.
+site.yml (with its S3 store) → ffmpeg publishes a video of two people, neither in the model → the
+page shows them red and "Unknown" → a photo of one of them goes into the photos folder →
+retrain.yml → the same face, with nothing else touched, is named in a green box → rollback.yml
+previous → "Unknown" again.
 Screenshots land in build/e2e/ (CI artefacts); a timing table of every step is printed.
 """
 
@@ -23,7 +24,7 @@ from playwright.sync_api import sync_playwright
 
 import local_appliance
 from playbook import REPO_ROOT
-from servers import CHROMIUM, CHROMIUM_ARGS, Publisher, S3Server, face_video, wait_until
+from servers import CHROMIUM, CHROMIUM_ARGS, Publisher, face_video, wait_until
 
 ARTEFACTS = REPO_ROOT / "build" / "e2e"
 PERSON = "Barack Obama"  # the face ~90 px tall in the published video
@@ -122,41 +123,40 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
     photos.mkdir()
     video = face_video(sample_photos, tmp_path)
     local_appliance.teardown()
-    with S3Server() as s3:
-        deployed = steps.run("1 site.yml (clean state)", local_appliance.site)
-        printed = re.search(r"Publish RTMP to: rtmp://[^:]+:(\d+)/(\w+)", deployed.stdout)
-        assert printed, "site.yml did not print the RTMP URL"
-        # Published on loopback, to the port and application the playbook printed.
-        url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test"
-        try:
-            with Publisher(video, url):
-                steps.run("2 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))
+    deployed = steps.run("1 site.yml (clean state)", local_appliance.site)
+    printed = re.search(r"Publish RTMP to: rtmp://[^:]+:(\d+)/(\w+)", deployed.stdout)
+    assert printed, "site.yml did not print the RTMP URL"
+    # Published on loopback, to the port and application the playbook printed.
+    url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test"
+    try:
+        with Publisher(video, url):
+            steps.run("2 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))
 
-                def unknown_on_the_page() -> None:
-                    browser.open(f"{local_appliance.WEBAPP}/")
-                    browser.wait_for_names(["Unknown", "Unknown"])
+            def unknown_on_the_page() -> None:
+                browser.open(f"{local_appliance.WEBAPP}/")
+                browser.wait_for_names(["Unknown", "Unknown"])
 
-                steps.run("3 page shows Unknown", unknown_on_the_page)
-                before = box_pixels(mjpeg_frame())
-                browser.screenshot("3-unknown.png")
-                assert before["red"] > 500 and before["green"] == 0, before
+            steps.run("3 page shows Unknown", unknown_on_the_page)
+            before = box_pixels(mjpeg_frame())
+            browser.screenshot("3-unknown.png")
+            assert before["red"] > 500 and before["green"] == 0, before
 
-                shutil.copy(sample_photos / "obama.jpg", photos / f"{PERSON}.jpg")
-                result = steps.run("4 retrain.yml", lambda: local_appliance.retrain(photos, s3))
-                version = local_appliance.model_version()
-                assert f"model {version} in service" in result.stdout
+            shutil.copy(sample_photos / "obama.jpg", photos / f"{PERSON}.jpg")
+            result = steps.run("4 retrain.yml", lambda: local_appliance.retrain(photos))
+            version = local_appliance.model_version()
+            assert f"model {version} in service" in result.stdout
 
-                steps.run("5 page names the person", lambda: browser.wait_for_names([PERSON, "Unknown"]))
-                browser.page.reload()
-                browser.wait_for_names([PERSON, "Unknown"])
-                assert browser.model_version() == version
-                after = box_pixels(mjpeg_frame())
-                browser.screenshot("5-named.png")
-                assert after["green"] > 500 and after["red"] > 500, after  # the other face stays Unknown
+            steps.run("5 page names the person", lambda: browser.wait_for_names([PERSON, "Unknown"]))
+            browser.page.reload()
+            browser.wait_for_names([PERSON, "Unknown"])
+            assert browser.model_version() == version
+            after = box_pixels(mjpeg_frame())
+            browser.screenshot("5-named.png")
+            assert after["green"] > 500 and after["red"] > 500, after  # the other face stays Unknown
 
-                steps.run("6 rollback.yml previous", lambda: local_appliance.rollback("previous"))
-                steps.run("6 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
-                assert local_appliance.model_version() == "initial"
-        finally:
-            print("\n" + steps.table())
-            local_appliance.teardown()
+            steps.run("6 rollback.yml previous", lambda: local_appliance.rollback("previous"))
+            steps.run("6 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
+            assert local_appliance.model_version() == "initial"
+    finally:
+        print("\n" + steps.table())
+        local_appliance.teardown()

@@ -1,12 +1,13 @@
 """The appliance on this machine, brought up the way a user does: `site.yml -i inventories/local`.
 
-The podman runtime publishes the registry on 127.0.0.1:5000, RTMP on :1935 and the web app on
-:8080 (inventories/local). These helpers run the user's playbooks, read the app's status and
-take the whole thing down again.
+The podman runtime publishes the registry on 127.0.0.1:5000, RTMP on :1935, the web app on
+:8080 and the embedded S3 store (SeaweedFS) on :9000 (inventories/local). These helpers run the
+user's playbooks, read the app's status and the store, and take the whole thing down again.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import urllib.error
@@ -14,8 +15,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from playbook import run_playbook
-from servers import S3Server, get_json, wait_until
+from playbook import REPO_ROOT, run_playbook
+from servers import get_json, wait_until
 
 WEBAPP = "http://127.0.0.1:8080"
 REGISTRY = "http://127.0.0.1:5000"
@@ -23,29 +24,62 @@ RTMP = "rtmp://127.0.0.1:1935/live/test"
 KUBE_DIR = Path("/etc/edgeai-appliance/kube")
 UNITS_DIR = Path("/etc/systemd/system/default.target.wants")
 EDGEFACE = str(Path(sys.executable).parent / "edgeface")
-PODS = ("registry-pod-0", "nginx-rtmp-pod-0", "webapp-pod-0")
+S3 = "http://127.0.0.1:9000"
+PODS = ("registry-pod-0", "nginx-rtmp-pod-0", "object-store-pod-0", "webapp-pod-0")
+VOLUMES = ("registry-storage", "object-store-data")
+SECRETS_DIR = Path("/etc/edgeai-appliance/secrets")
+CREDENTIALS_DIR = REPO_ROOT / "inventories" / "local" / "credentials"
+
+
+class EmbeddedStore:
+    """The S3 store site.yml runs here, read with the key pair it generated (as a user would)."""
+
+    bucket = "models"
+    url = S3
+
+    @property
+    def access_key(self) -> str:
+        return (CREDENTIALS_DIR / "s3-access-key").read_text().split()[0]
+
+    @property
+    def secret_key(self) -> str:
+        return (CREDENTIALS_DIR / "s3-secret-key").read_text().split()[0]
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+
+    def keys(self) -> list[str]:
+        listing = self.client().list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
 
 
 def site(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run_playbook("site.yml", "-i", "inventories/local", *args, check=check)
 
 
-def retrain(
-    photos: Path,
-    s3: S3Server,
-    *args: str,
-    secret_key: str | None = None,
-    check: bool = True,
-    **extra: str,
-) -> subprocess.CompletedProcess[str]:
-    """playbooks/retrain.yml with the S3 credentials in the environment, as a user sets them."""
+def retrain(photos: Path, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
+    """playbooks/retrain.yml as the README gives it: the photos folder, nothing about S3."""
     return run_playbook(
         "playbooks/retrain.yml",
         "-i",
         "inventories/local",
         *args,
-        extra_vars={"retrain_photos_dir": str(photos), "retrain_s3_endpoint_url": s3.url, **extra},
-        env={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": secret_key or s3.secret_key},
+        extra_vars={"retrain_photos_dir": str(photos), **extra},
         check=check,
     )
 
@@ -88,10 +122,14 @@ def page() -> str:
 
 
 def teardown() -> None:
-    """Remove the pods, the registry's volume, the played kube files and their boot units."""
+    """Remove the pods, their volumes and secret files, the played kube files and their boot units.
+
+    The generated credentials stay (a user's would): the next site.yml gives the new store the same key.
+    """
     for name in PODS:
         subprocess.run(["podman", "pod", "rm", "-f", name], capture_output=True, check=False)
-    subprocess.run(["podman", "volume", "rm", "-f", "registry-storage"], capture_output=True, check=False)
+    subprocess.run(["podman", "volume", "rm", "-f", *VOLUMES], capture_output=True, check=False)
+    shutil.rmtree(SECRETS_DIR, ignore_errors=True)
     for kube_file in KUBE_DIR.glob("*.yaml"):
         kube_file.unlink()
     for unit in UNITS_DIR.glob("podman-kube@*edgeai*"):

@@ -1,4 +1,4 @@
-"""The appliance deployed once for this package, on the podman runtime, and a real S3 endpoint."""
+"""The appliance deployed once for this package, on the podman runtime, with its embedded S3 store."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import local_appliance
-from servers import Publisher, S3Server, face_video
+from servers import Publisher, face_video
 
 
 @pytest.fixture(scope="package")
@@ -21,9 +21,9 @@ def deployed() -> Iterator[str]:
 
 
 @pytest.fixture(scope="package")
-def s3() -> Iterator[S3Server]:
-    with S3Server() as server:
-        yield server
+def s3(deployed: str) -> local_appliance.EmbeddedStore:
+    """The SeaweedFS store site.yml brought up (edge_s3: embedded), bucket `models` made."""
+    return local_appliance.EmbeddedStore()
 
 
 @pytest.fixture(scope="package")

@@ -1,4 +1,5 @@
-"""retrain.yml and rollback.yml on the podman runtime, against a real S3 server and registry."""
+"""retrain.yml and rollback.yml on the podman runtime, against the embedded S3 store and the registry,
+run as the README gives them (no S3 settings: the store site.yml brought up is found)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import numpy as np
 import pytest
 
 import local_appliance
-from servers import S3Server, wait_until
+from local_appliance import EmbeddedStore
+from servers import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -23,11 +25,11 @@ def add(folder: Path, sample_photos: Path, sample: str, person: str) -> None:
 
 
 def test_the_gate_stops_a_model_of_bad_photos_and_nothing_is_published(
-    deployed: str, s3: S3Server, photos: Path
+    deployed: str, s3: EmbeddedStore, photos: Path
 ) -> None:
     cv2.imwrite(str(photos / "Blank Wall.png"), np.full((300, 300, 3), 128, np.uint8))  # no face
     (photos / "Nobody.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    result = local_appliance.retrain(photos, s3, check=False)
+    result = local_appliance.retrain(photos, check=False)
     assert result.returncode != 0
     assert "nothing written" in result.stdout or "refused" in result.stdout
     assert s3.keys() == []
@@ -36,24 +38,58 @@ def test_the_gate_stops_a_model_of_bad_photos_and_nothing_is_published(
 
 
 def test_wrong_s3_credentials_push_nothing_and_show_no_secret(
-    deployed: str, s3: S3Server, photos: Path, sample_photos: Path
+    deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path
 ) -> None:
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
     wrong_secret = "Wr0ngSecretKeyThatMustNotBePrinted"
-    result = local_appliance.retrain(photos, s3, secret_key=wrong_secret, check=False)
+    result = local_appliance.retrain(photos, check=False, retrain_s3_secret_key=wrong_secret)
     assert result.returncode != 0
     assert "S3 upload of model" in result.stdout
+    assert "S3 refused the credentials" in result.stdout
     assert wrong_secret not in result.stdout + result.stderr
     assert s3.secret_key not in result.stdout + result.stderr
     assert s3.keys() == []
     assert local_appliance.registry_tags() == ["initial"]
 
 
-def test_a_retrain_publishes_and_rolls_out_the_new_person(
-    deployed: str, stream: Path, s3: S3Server, photos: Path, sample_photos: Path, tmp_path: Path
+def test_a_missing_bucket_is_named_and_only_made_when_asked(
+    deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path
 ) -> None:
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
-    result = local_appliance.retrain(photos, s3)
+    result = local_appliance.retrain(
+        photos, check=False, retrain_s3_bucket="absent-bucket", retrain_s3_create_bucket="false"
+    )
+    assert result.returncode != 0
+    assert "bucket absent-bucket does not exist" in result.stdout
+    assert "retrain_s3_create_bucket=true" in result.stdout
+    buckets = [bucket["Name"] for bucket in s3.client().list_buckets()["Buckets"]]
+    assert "absent-bucket" not in buckets
+    assert local_appliance.registry_tags() == ["initial"]
+
+
+def test_with_the_store_down_retrain_says_so_and_publishes_nothing(
+    deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path
+) -> None:
+    add(photos, sample_photos, "biden.jpg", "Joe Biden")
+    subprocess.run(
+        ["podman", "pod", "stop", "-t", "20", "object-store-pod-0"], check=True, capture_output=True
+    )
+    try:
+        result = local_appliance.retrain(photos, check=False)
+    finally:
+        subprocess.run(["podman", "pod", "start", "object-store-pod-0"], check=True, capture_output=True)
+        wait_until(s3.healthy, 60, "the store to answer again")
+    assert result.returncode != 0
+    assert "cannot reach the S3 endpoint" in result.stdout
+    assert "Is the store up" in result.stdout
+    assert local_appliance.registry_tags() == ["initial"]
+
+
+def test_a_retrain_publishes_and_rolls_out_the_new_person(
+    deployed: str, stream: Path, s3: EmbeddedStore, photos: Path, sample_photos: Path, tmp_path: Path
+) -> None:
+    add(photos, sample_photos, "biden.jpg", "Joe Biden")
+    result = local_appliance.retrain(photos)
     version = local_appliance.model_version()
     assert version.isdigit() and len(version) == 10, version
     assert f"model {version} in service (was initial)" in result.stdout
@@ -87,7 +123,7 @@ def test_a_retrain_publishes_and_rolls_out_the_new_person(
 
 
 def test_a_broken_model_image_is_rolled_back_automatically(
-    deployed: str, s3: S3Server, photos: Path, sample_photos: Path, tmp_path: Path
+    deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path, tmp_path: Path
 ) -> None:
     serving = local_appliance.model_version()
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
@@ -113,13 +149,13 @@ def test_a_broken_model_image_is_rolled_back_automatically(
 
 
 def test_with_the_registry_down_nothing_is_rolled_out(
-    deployed: str, s3: S3Server, photos: Path, sample_photos: Path
+    deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path
 ) -> None:
     serving = local_appliance.model_version()
     add(photos, sample_photos, "obama2.jpg", "Barack Obama")
     subprocess.run(["podman", "pod", "stop", "registry-pod-0"], check=True, capture_output=True)
     try:
-        result = local_appliance.retrain(photos, s3, check=False, retrain_version="9912312358")
+        result = local_appliance.retrain(photos, check=False, retrain_version="9912312358")
     finally:
         subprocess.run(["podman", "pod", "start", "registry-pod-0"], check=True, capture_output=True)
         wait_until(local_appliance.registry_tags, 60, "the registry to answer again")
@@ -142,24 +178,24 @@ def test_rollback_restores_a_named_and_the_previous_version(deployed: str, strea
 
 
 def test_a_refused_retrain_fixed_in_the_same_minute_trains_the_new_photos(
-    deployed: str, s3: S3Server, photos: Path, sample_photos: Path
+    deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path
 ) -> None:
     """The version is the minute: a re-run in it must train anew, and a published one is never redone."""
     version = "9912312357"
     (photos / "Nobody.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    refused = local_appliance.retrain(photos, s3, check=False, retrain_version=version, retrain_strict="true")
+    refused = local_appliance.retrain(photos, check=False, retrain_version=version, retrain_strict="true")
     assert refused.returncode != 0
     assert "refused" in refused.stdout or "nothing written" in refused.stdout
 
     (photos / "Nobody.jpg").unlink()
     add(photos, sample_photos, "obama.jpg", "Barack Obama")
-    fixed = local_appliance.retrain(photos, s3, retrain_version=version)
+    fixed = local_appliance.retrain(photos, retrain_version=version)
     assert f"model {version} in service" in fixed.stdout
     metadata = s3.client().get_object(Bucket=s3.bucket, Key=f"{version}/metadata.json")["Body"].read()
     assert list(json.loads(metadata)["metadata"]["people"]) == ["Barack Obama"]  # name -> photos
     assert local_appliance.status()["model"]["people"] == ["Barack Obama"]
 
-    again = local_appliance.retrain(photos, s3, check=False, retrain_version=version)
+    again = local_appliance.retrain(photos, check=False, retrain_version=version)
     assert again.returncode != 0
     assert f"Model version {version} is published already" in again.stdout
     assert "nothing was trained" in again.stdout

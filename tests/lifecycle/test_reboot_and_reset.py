@@ -72,7 +72,7 @@ def deployed() -> Iterator[None]:
 
 
 def test_site_over_stopped_pods_brings_them_back_with_their_content(deployed: None) -> None:
-    assert len(units()) == 3, "site.yml enables a boot unit per workload"
+    assert len(units()) == len(local_appliance.PODS), "site.yml enables a boot unit per workload"
     webapp_digest = manifest_digest("127.0.0.1:5000", "ai-for-edge/webapp", "0.1.0")
     subprocess.run(["podman", "pod", "stop", *local_appliance.PODS], check=True, capture_output=True)
     assert all(not status.startswith("Running") for status in pods().values())
@@ -86,6 +86,8 @@ def test_site_over_stopped_pods_brings_them_back_with_their_content(deployed: No
     assert manifest_digest("127.0.0.1:5000", "ai-for-edge/webapp", webapp_digest) == webapp_digest
     assert local_appliance.registry_tags() == ["initial"]
     assert local_appliance.model_version() == "initial"
+    # The store comes back with its bucket and the same generated key.
+    assert local_appliance.EmbeddedStore().keys() == []
 
 
 def test_reset_check_mode_shows_and_removes_nothing(deployed: None) -> None:
@@ -104,7 +106,8 @@ def test_reset_removes_what_the_appliance_put_here_and_site_works_again(deployed
     assert our_images() == []
     assert not local_appliance.KUBE_DIR.exists()
     volumes = subprocess.run(["podman", "volume", "ls", "-q"], capture_output=True, text=True, check=True)
-    assert "registry-storage" not in volumes.stdout.split()
+    assert not set(local_appliance.VOLUMES) & set(volumes.stdout.split())
+    assert not local_appliance.SECRETS_DIR.exists()
     assert HOSTS_MARKER not in Path("/etc/hosts").read_text()
     assert not DROP_IN.exists()
     assert Path("/etc/hosts").read_text().splitlines() == hosts_before  # every other line stays

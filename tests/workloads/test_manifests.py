@@ -100,12 +100,13 @@ def nuc_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Registry
 @pytest.fixture(scope="module")
 def jetson_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Registry) -> Path:
     # A Jetson without an LVM volume group (the example inventory): LVMS off, so the registry's
-    # storage follows microshift_storage to a host folder; with basic auth.
+    # and the embedded S3 store's storage follow microshift_storage to host folders; with basic auth.
     return render(
         tmp_path_factory.mktemp("jetson"),
         device_registry,
         microshift_storage="hostpath",
         registry_htpasswd=HTPASSWD,
+        edge_s3="embedded",
         **SIMULATED_JETSON,
     )
 
@@ -241,6 +242,38 @@ def test_registry_on_a_host_folder_is_a_static_volume_with_auth(jetson_tree: Pat
     assert storage == {"name": "storage", "persistentVolumeClaim": {"claimName": "registry-storage"}}
     assert env_of(pod["containers"][0])["REGISTRY_AUTH"] == "htpasswd"
     assert "registry/Secret/registry-htpasswd" in objects
+
+
+def test_the_embedded_store_is_a_static_volume_and_the_tree_holds_no_key(jetson_tree: Path) -> None:
+    """GitOps: the store's Deployment names its identities Secret, which the site creates from the
+    file written beside the inventory (0600); neither key is anywhere in the tree."""
+    objects = load_tree(jetson_tree)
+    volume = objects["object-store/PersistentVolume/ai-for-edge-object-store-data"]["spec"]
+    assert volume["hostPath"] == {
+        "path": "/var/lib/edgeai-appliance/volumes/object-store",
+        "type": "Directory",
+    }
+    service = objects["object-store/Service/object-store"]["spec"]
+    assert service["type"] == "NodePort" and service["ports"][0]["nodePort"] == 30900
+    pod = objects["object-store/Deployment/object-store"]["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (store,) = pod["containers"]
+    assert store["securityContext"]["readOnlyRootFilesystem"] is True
+    identities = next(v for v in pod["volumes"] if v["name"] == "identities")
+    assert identities == {"name": "identities", "secret": {"secretName": "object-store-identities"}}
+    assert not any(obj["kind"] == "Secret" and "object-store" in key for key, obj in objects.items())
+
+    credentials = jetson_tree.parent / "credentials"
+    access_key = (credentials / "s3-access-key").read_text().split()[0]
+    secret_key = (credentials / "s3-secret-key").read_text().split()[0]
+    file = credentials / "localhost-object-store-s3.json"
+    assert file.stat().st_mode & 0o777 == 0o600
+    keys = json.loads(file.read_text())["identities"][0]["credentials"][0]
+    assert keys == {"accessKey": access_key, "secretKey": secret_key}
+    for path in jetson_tree.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert access_key not in text and secret_key not in text, path
 
 
 def test_argocd_application_sync_options_sit_under_sync_policy(nuc_tree: Path) -> None:
