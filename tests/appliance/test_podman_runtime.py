@@ -1,11 +1,16 @@
-"""site.yml on the podman runtime: registry, nginx-rtmp and the web app for real, then idempotent."""
+"""site.yml on the podman runtime: registry, nginx-rtmp, the S3 store and the web app for real, then
+idempotent."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 
+import boto3
+import botocore.exceptions
 import kubernetes_validate
 import pytest
 import yaml
@@ -39,7 +44,12 @@ def test_a_second_run_changes_nothing(deployed: str) -> None:
 
 def test_the_played_kube_files_pass_the_kubernetes_schemas(deployed: str) -> None:
     files = sorted(local_appliance.KUBE_DIR.glob("*.yaml"))
-    assert [path.name for path in files] == ["nginx-rtmp.yaml", "registry.yaml", "webapp.yaml"]
+    assert [path.name for path in files] == [
+        "nginx-rtmp.yaml",
+        "object-store.yaml",
+        "registry.yaml",
+        "webapp.yaml",
+    ]
     for path in files:
         for obj in yaml.safe_load_all(path.read_text()):
             if obj:
@@ -48,9 +58,11 @@ def test_the_played_kube_files_pass_the_kubernetes_schemas(deployed: str) -> Non
 
 def test_the_pods_run_what_the_device_registry_serves_by_digest(deployed: str) -> None:
     """The path MicroShift takes: pushed to the device's registry, pulled from it by digest."""
+    containers = {"nginx-rtmp": "nginx-rtmp-pod-0-nginx-rtmp", "webapp": "webapp-pod-0-webapp"}
+    containers["seaweedfs"] = "object-store-pod-0-seaweedfs"
     images = {
-        name: json.loads(podman("inspect", f"{name}-pod-0-{name}").stdout)[0]["ImageName"]
-        for name in ("nginx-rtmp", "webapp")
+        name: json.loads(podman("inspect", container).stdout)[0]["ImageName"]
+        for name, container in containers.items()
     }
     for name, image in images.items():
         repository, _, digest = image.partition("@")
@@ -60,6 +72,34 @@ def test_the_pods_run_what_the_device_registry_serves_by_digest(deployed: str) -
     # The registry itself runs from the side-loaded image: it cannot pull itself.
     registry = json.loads(podman("inspect", "registry-pod-0-registry").stdout)[0]["ImageName"]
     assert registry == "localhost/ai-for-edge/amd64/registry:0.1.0"
+
+
+def test_the_store_has_its_bucket_runs_unprivileged_and_refuses_unsigned_requests(deployed: str) -> None:
+    store = local_appliance.EmbeddedStore()
+    assert [bucket["Name"] for bucket in store.client().list_buckets()["Buckets"]] == ["models"]
+    with pytest.raises(urllib.error.HTTPError) as unsigned:
+        urllib.request.urlopen(f"{store.url}/models?list-type=2", timeout=10)
+    assert unsigned.value.code == 403
+    wrong = boto3.client(
+        "s3",
+        endpoint_url=store.url,
+        region_name="us-east-1",
+        aws_access_key_id=store.access_key,
+        aws_secret_access_key="not-the-secret",
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        wrong.list_objects_v2(Bucket="models")
+    assert refused.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+
+    config = json.loads(podman("inspect", "object-store-pod-0-seaweedfs").stdout)[0]
+    assert config["Config"]["User"] == "10001"
+    assert config["HostConfig"]["ReadonlyRootfs"] is True
+    identities = local_appliance.SECRETS_DIR / "object-store" / "s3.json"
+    assert identities.stat().st_mode & 0o777 == 0o640
+    # The generated key pair, kept beside the inventory, root only.
+    assert local_appliance.CREDENTIALS_DIR.stat().st_mode & 0o777 == 0o700
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in local_appliance.CREDENTIALS_DIR.iterdir())
+    assert store.secret_key not in deployed and store.access_key not in deployed
 
 
 def podman(*args: str) -> subprocess.CompletedProcess[str]:
