@@ -135,7 +135,6 @@ def test_a_broken_model_image_is_rolled_back_automatically(
     broken.write_bytes(broken.read_bytes()[:-100])
     result = local_appliance.retrain(
         photos,
-        s3,
         check=False,
         retrain_version="9912312359",
         images_model_file=str(broken),
