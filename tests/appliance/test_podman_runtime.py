@@ -94,7 +94,7 @@ def test_the_store_has_its_bucket_runs_unprivileged_and_refuses_unsigned_request
     config = json.loads(podman("inspect", "object-store-pod-0-seaweedfs").stdout)[0]
     assert config["Config"]["User"] == "10001"
     assert config["HostConfig"]["ReadonlyRootfs"] is True
-    identities = local_appliance.SECRETS_DIR / "object-store" / "s3.json"
+    identities = local_appliance.SECRETS_DIR / "object-store-identities" / "s3.json"
     assert identities.stat().st_mode & 0o777 == 0o640
     # The generated key pair, kept beside the inventory, root only.
     assert local_appliance.CREDENTIALS_DIR.stat().st_mode & 0o777 == 0o700

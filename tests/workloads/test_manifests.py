@@ -266,7 +266,7 @@ def test_the_embedded_store_is_a_static_volume_and_the_tree_holds_no_key(jetson_
     credentials = jetson_tree.parent / "credentials"
     access_key = (credentials / "s3-access-key").read_text().split()[0]
     secret_key = (credentials / "s3-secret-key").read_text().split()[0]
-    file = credentials / "localhost-object-store-s3.json"
+    file = credentials / "localhost-object-store-identities" / "s3.json"
     assert file.stat().st_mode & 0o777 == 0o600
     keys = json.loads(file.read_text())["identities"][0]["credentials"][0]
     assert keys == {"accessKey": access_key, "secretKey": secret_key}
