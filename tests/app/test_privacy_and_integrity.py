@@ -35,6 +35,11 @@ def inside(image: np.ndarray, box: Box, inset: int = 4) -> np.ndarray:
     return image[box.top + inset : box.bottom - inset, box.left + inset : box.right - inset].astype(np.int16)
 
 
+def detail(image: np.ndarray, box: Box) -> float:
+    """Mean absolute difference between neighbouring pixels inside `box`: a face's edges."""
+    return float(np.abs(np.diff(inside(image, box), axis=1)).mean())
+
+
 def test_unknown_faces_are_blurred_and_known_faces_are_not(scene: tuple[np.ndarray, list[Detection]]) -> None:
     frame, detections = scene
 
@@ -47,9 +52,44 @@ def test_unknown_faces_are_blurred_and_known_faces_are_not(scene: tuple[np.ndarr
             assert change == 0
         else:
             assert change > 8, f"mean change {change:.1f} inside the Unknown box"
-            detail = np.abs(np.diff(inside(blurred, detection.box), axis=1)).mean()
-            assert detail < np.abs(np.diff(inside(frame, detection.box), axis=1)).mean() / 3
+            assert detail(blurred, detection.box) < detail(frame, detection.box) / 3
         assert np.array_equal(inside(plain, detection.box), inside(frame, detection.box))
+
+
+def test_the_served_video_blurs_the_unknown_face_only(
+    video: Path, obama_model: Path, sample_photos: Path
+) -> None:
+    import cv2
+
+    config = AppConfig(
+        model_filename=obama_model,
+        video_stream_url=str(video),
+        video_processing_fps=2,
+        inference_workers=1,
+        face_blur_unknown=True,
+        web_auth=False,
+    )
+    pipeline = Pipeline(config).start()
+    try:
+        status = wait_until(
+            lambda: (s := pipeline.status())["names"] == ["Barack Obama", "Unknown"] and s, 120, "both faces"
+        )
+        latest = pipeline.broadcaster.latest()
+        assert latest is not None
+        served = pipeline.broadcaster.wait_newer(latest.number, 5)  # annotated with those faces
+        assert served is not None
+    finally:
+        pipeline.stop()
+    image = cv2.imdecode(np.frombuffer(served.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    source = face_frame(sample_photos)
+
+    for face in status["detections"]:
+        box = Box(**face["box"])
+        ratio = detail(image, box) / detail(source, box)
+        if face["known"]:
+            assert ratio > 0.5, f"{face['name']}: {ratio:.2f} of the detail left"
+        else:
+            assert ratio < 0.3, f"{face['name']}: {ratio:.2f} of the detail left"
 
 
 def test_the_boxes_and_labels_stay_drawn_over_the_blur(scene: tuple[np.ndarray, list[Detection]]) -> None:

@@ -262,18 +262,18 @@ def run_doctor(args: argparse.Namespace) -> int:
     return 0
 
 
-def _secret_from_stdin() -> str:
+def _secret_from_stdin(what: str) -> str:
     """The first line of stdin without its line break (a terminal is prompted, without echo)."""
     if sys.stdin.isatty():
         import getpass  # noqa: PLC0415
 
-        return getpass.getpass("secret: ")
+        return getpass.getpass(f"{what}: ")
     return sys.stdin.readline().rstrip("\r\n")
 
 
 def _print_line(command: str, make: Callable[[str], str]) -> int:
     try:
-        print(make(_secret_from_stdin()))
+        print(make(_secret_from_stdin(command.removeprefix("hash-"))))
     except ValueError as error:
         print(f"edgeface {command}: {error}", file=sys.stderr)
         return 2
