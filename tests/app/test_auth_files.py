@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from edgeface.auth import LoginLimiter, hash_password, read_tokens, read_users, verify_password
+from edgeface.auth import (
+    Authoriser,
+    LoginLimiter,
+    User,
+    hash_password,
+    read_tokens,
+    read_users,
+    verify_password,
+)
 from edgeface.config import ConfigError, load_config
 from servers import free_port, stop_process, wait_for_port
 
@@ -195,3 +203,34 @@ def test_serve_with_auth_off_warns_and_the_page_shows_a_banner(
 
     assert 'id="auth-off"' in page and "Authentication is off" in page
     assert "WARNING edgeface.auth: WEB_AUTH=off" in log.read_text()
+
+
+def cookie_environ(value: str, path: str = "/video_feed") -> dict[str, str]:
+    return {"PATH_INFO": path, "REQUEST_METHOD": "GET", "HTTP_COOKIE": f"edgeface_session={value}"}
+
+
+def test_a_tampered_expired_or_rekeyed_session_cookie_is_refused() -> None:
+    clock = Clock()
+    users = {"alice": User("alice", "viewer", hash_password("pw-alice-123"))}
+    authoriser = Authoriser(users, secret=b"k" * 32, session_seconds=3600, clock=clock)
+    cookie = authoriser.new_session("alice")
+    body, _, mac = cookie.partition(".")
+    forged = base64.urlsafe_b64encode(b'{"u":"alice","i":1000,"s":"x"}').rstrip(b"=").decode()
+
+    assert authoriser.check(cookie_environ(cookie)).user == "alice"
+    assert not authoriser.check(cookie_environ(f"{forged}.{mac}")).allowed
+    altered = ("B" if mac[0] == "A" else "A") + mac[1:]
+    assert not authoriser.check(cookie_environ(f"{body}.{altered}")).allowed
+    assert not Authoriser(users, secret=b"j" * 32, clock=clock).check(cookie_environ(cookie)).allowed
+    changed = {"alice": User("alice", "viewer", hash_password("pw-alice-456"))}  # a new password
+    assert not Authoriser(changed, secret=b"k" * 32, clock=clock).check(cookie_environ(cookie)).allowed
+    clock.now += 3600
+    assert not authoriser.check(cookie_environ(cookie)).allowed
+
+
+def test_auth_off_allows_everything_and_auth_on_redirects_only_the_page() -> None:
+    assert Authoriser({}, enabled=False).check(cookie_environ("", "/video_feed")).allowed
+    authoriser = Authoriser({"alice": User("alice", "viewer", hash_password("pw-alice-123"))})
+    page, stream = (authoriser.check(cookie_environ("", path)) for path in ("/", "/video_feed"))
+    assert (page.allowed, page.redirect) == (False, True)
+    assert (stream.allowed, stream.redirect, stream.bearer) == (False, False, False)
