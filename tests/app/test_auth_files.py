@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,11 +20,12 @@ from edgeface.auth import (
     LoginLimiter,
     User,
     hash_password,
+    load_authoriser,
     read_tokens,
     read_users,
     verify_password,
 )
-from edgeface.config import ConfigError, load_config
+from edgeface.config import AppConfig, ConfigError, load_config
 from servers import free_port, stop_process, wait_for_port
 
 EDGEFACE = [sys.executable, "-m", "edgeface"]
@@ -234,3 +236,24 @@ def test_auth_off_allows_everything_and_auth_on_redirects_only_the_page() -> Non
     page, stream = (authoriser.check(cookie_environ("", path)) for path in ("/", "/video_feed"))
     assert (page.allowed, page.redirect) == (False, True)
     assert (stream.allowed, stream.redirect, stream.bearer) == (False, False, False)
+
+
+@pytest.mark.parametrize(
+    ("setting", "content", "message"),
+    [
+        ("web_session_secret_file", "too short\n", "WEB_SESSION_SECRET_FILE=.*at least 32"),
+        ("web_tokens_file", None, "WEB_TOKENS_FILE=.*cannot read it"),
+        ("web_users_file", None, "WEB_USERS_FILE=.*cannot read it"),
+    ],
+)
+def test_an_unusable_file_stops_start_up_naming_its_variable(
+    tmp_path: Path, setting: str, content: str | None, message: str
+) -> None:
+    users = tmp_path / "users"
+    users.write_text(f"alice:viewer:{hash_password('pw-alice-123')}\n")
+    target = tmp_path / "file"
+    if content is not None:
+        target.write_text(content)
+    config = replace(AppConfig(web_users_file=users), **{setting: target})
+    with pytest.raises(ConfigError, match=message):
+        load_authoriser(config)
