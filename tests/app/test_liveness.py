@@ -29,7 +29,9 @@ def health(client: FlaskClient) -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def running(video: Path, obama_model: Path) -> Iterator[tuple[Pipeline, FlaskClient]]:
-    config = AppConfig(model_filename=obama_model, video_stream_url=str(video), video_processing_fps=2)
+    config = AppConfig(
+        model_filename=obama_model, video_stream_url=str(video), video_processing_fps=2, web_auth=False
+    )
     pipeline = Pipeline(config)
     client = create_app(config, pipeline).test_client()
     pipeline.start()
@@ -83,6 +85,7 @@ def test_no_stream_is_healthy_and_ready(obama_model: Path) -> None:
         model_filename=obama_model,
         video_stream_url=f"rtmp://127.0.0.1:{free_port()}/live/none",
         inference_workers=1,
+        web_auth=False,
     )
     pipeline = Pipeline(config)
     client = create_app(config, pipeline).test_client()

@@ -148,7 +148,9 @@ def test_missing_model_app_detects_faces_and_readyz_says_why(
     tmp_path: Path, video: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     missing = tmp_path / "model.data"
-    config = AppConfig(model_filename=missing, video_stream_url=str(video), video_processing_fps=2)
+    config = AppConfig(
+        model_filename=missing, video_stream_url=str(video), video_processing_fps=2, web_auth=False
+    )
     pipeline = Pipeline(config).start()
     try:
         client = create_app(config, pipeline).test_client()
@@ -192,7 +194,9 @@ def test_a_zip_bomb_is_refused_from_its_directory_before_inflating(zip_bomb: Pat
 def test_a_zip_bomb_leaves_the_app_running_with_unknown_faces_and_readyz_saying_why(
     zip_bomb: Path, video: Path
 ) -> None:
-    config = AppConfig(model_filename=zip_bomb, video_stream_url=str(video), video_processing_fps=2)
+    config = AppConfig(
+        model_filename=zip_bomb, video_stream_url=str(video), video_processing_fps=2, web_auth=False
+    )
     pipeline = Pipeline(config)
     client = create_app(config, pipeline).test_client()
     pipeline.start()
@@ -264,7 +268,11 @@ def test_api_status_reports_the_tolerance_in_use_and_where_it_came_from(
 ) -> None:
     model = model_with_tolerance(obama_model, tmp_path, 0.45)
     config = AppConfig(
-        model_filename=model, video_stream_url=str(video), face_tolerance=configured, inference_workers=1
+        model_filename=model,
+        video_stream_url=str(video),
+        face_tolerance=configured,
+        inference_workers=1,
+        web_auth=False,
     )
     pipeline = Pipeline(config)
     client = create_app(config, pipeline).test_client()

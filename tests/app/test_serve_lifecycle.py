@@ -41,7 +41,8 @@ def readyz(port: int) -> int:
 
 
 def serve_env(video: Path, model: Path, port: int) -> dict[str, str]:
-    return dict(os.environ, VIDEO_STREAM_URL=str(video), MODEL_FILENAME=str(model), WEB_PORT=str(port))
+    environ = dict(os.environ, VIDEO_STREAM_URL=str(video), MODEL_FILENAME=str(model), WEB_PORT=str(port))
+    return dict(environ, WEB_AUTH="off")
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])

@@ -52,6 +52,7 @@ def live(rtmp: RtmpServer, publisher: Publisher, obama_model: Path) -> Iterator[
         model_filename=obama_model,
         video_stream_url=rtmp.url("test"),
         video_processing_fps=2,
+        web_auth=False,  # the access checks: test_web_auth.py
     )
     pipeline = Pipeline(config).start()
     with AppServer(create_app(config, pipeline)) as server:

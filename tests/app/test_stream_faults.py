@@ -37,7 +37,10 @@ def state(url: str) -> str:
 def idle_app(rtmp: RtmpServer, obama_model: Path) -> Iterator[tuple[str, Pipeline]]:
     """The app started while nobody publishes to the stream."""
     config = AppConfig(
-        model_filename=obama_model, video_stream_url=rtmp.url("faults"), video_processing_fps=2
+        model_filename=obama_model,
+        video_stream_url=rtmp.url("faults"),
+        video_processing_fps=2,
+        web_auth=False,
     )
     pipeline = Pipeline(config).start()
     with AppServer(create_app(config, pipeline)) as server:

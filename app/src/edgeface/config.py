@@ -36,13 +36,20 @@ With tracking off, the workers take turns with the frames.
 the one the validation gate checked ("no two people within the tolerance"); set, it overrides
 that (logged) and `/api/status` says which is in use.
 
+`WEB_AUTH` (new, default on): every route but /healthz, /readyz and the login page needs a
+credential, a person's session (`WEB_USERS_FILE`) or, for /api/status and /metrics, a bearer token
+(`WEB_TOKENS_FILE`); see edgeface.auth. `FACE_BLUR_UNKNOWN` (new, default off) blurs the Unknown
+faces of the served video. `MODEL_SHA256` (new, unset) is the model file's expected sha256.
+
 A bad value stops start-up with `ConfigError` naming the variable and what it accepts.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -52,6 +59,17 @@ DEFAULT_STREAM_URL = "rtmp://nginx-rtmp:1935/live/test"
 DEFAULT_FACE_RATIO = 0.5
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 DETECTION_MODELS = ("hog", "cnn")
+SWITCHES = {
+    "on": True,
+    "true": True,
+    "yes": True,
+    "1": True,
+    "off": False,
+    "false": False,
+    "no": False,
+    "0": False,
+}
+ON_OFF = "on or off"
 
 T = TypeVar("T")
 
@@ -81,6 +99,15 @@ class AppConfig:
     stall_seconds: float = 1.0  # newest frame older than this = the publisher is gone (edgeface.source)
     web_host: str = "0.0.0.0"
     web_port: int = 5000
+    web_auth: bool = True  # every route but /healthz, /readyz and the login page needs a credential
+    web_users_file: Path | None = None  # name:role:scrypt-hash lines (edgeface.auth)
+    web_tokens_file: Path | None = None  # name:sha256-of-token lines, for /api/status and /metrics
+    web_session_secret_file: Path | None = None  # None: a secret made at start (sessions end at restart)
+    web_session_hours: float = 12.0  # a login lasts this long
+    web_trusted_proxy: str | None = None  # address (or *) of a TLS terminator whose X-Forwarded-* count
+    web_cookie_secure: bool = False  # mark the session cookie Secure even on plain HTTP requests
+    face_blur_unknown: bool = False  # blur Unknown faces in the served video
+    model_sha256: str | None = None  # the model file's expected sha256 (hex); None: not checked
 
     @property
     def log_level_number(self) -> int:
@@ -119,6 +146,23 @@ def _choice(options: tuple[str, ...], fold: Callable[[str], str]) -> Callable[[s
     return check
 
 
+def _switch(text: str) -> bool:
+    folded = text.lower()
+    if folded not in SWITCHES:
+        raise ValueError(text)
+    return SWITCHES[folded]
+
+
+def _sha256(text: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        raise ValueError(text)
+    return text.lower()
+
+
+def _proxy(text: str) -> str:
+    return text if text == "*" else str(ipaddress.ip_address(text))
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
     """Read the env contract (default: `os.environ`); raise ConfigError on the first bad value."""
     env = os.environ if environ is None else environ
@@ -150,6 +194,21 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         ),
         "web_host": _parse(env, "WEB_HOST", str, "an address to listen on"),
         "web_port": _parse(env, "WEB_PORT", _in_range(int, 1, 65535), "a TCP port 1..65535"),
+        "web_auth": _parse(env, "WEB_AUTH", _switch, ON_OFF),
+        "web_users_file": _parse(env, "WEB_USERS_FILE", Path, "a file path"),
+        "web_tokens_file": _parse(env, "WEB_TOKENS_FILE", Path, "a file path"),
+        "web_session_secret_file": _parse(env, "WEB_SESSION_SECRET_FILE", Path, "a file path"),
+        "web_session_hours": _parse(
+            env, "WEB_SESSION_HOURS", _in_range(float, 0, 720, open_low=True), "a number of hours in (0, 720]"
+        ),
+        "web_trusted_proxy": _parse(
+            env, "WEB_TRUSTED_PROXY", _proxy, "the IP address of the TLS terminator in front, or *"
+        ),
+        "web_cookie_secure": _parse(env, "WEB_COOKIE_SECURE", _switch, ON_OFF),
+        "face_blur_unknown": _parse(env, "FACE_BLUR_UNKNOWN", _switch, ON_OFF),
+        "model_sha256": _parse(
+            env, "MODEL_SHA256", _sha256, "64 hexadecimal digits (sha256sum of the model file)"
+        ),
     }
     chosen = {key: value for key, value in values.items() if value is not None}
     return replace(AppConfig(), **chosen)  # type: ignore[arg-type]

@@ -151,6 +151,7 @@ class InferenceWorker:
         config = self.config
         arguments = {
             "model": str(config.model_filename),
+            "model_sha256": config.model_sha256,
             "tolerance": config.face_tolerance,
             "detector": config.face_loc_model,
             "ratio": config.face_ratio,
@@ -273,7 +274,7 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
 
     model: FaceModel | None
     try:
-        model = load_model(arguments["model"])
+        model = load_model(arguments["model"], arguments.get("model_sha256"))
         hello: dict[str, Any] = {"version": model.version, "people": list(model.people)}
     except ModelError as error:
         model, hello = None, {"error": str(error)}

@@ -162,16 +162,26 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
         os.close(directory_fd)
 
 
-def load_model(path: str | os.PathLike[str]) -> FaceModel:
+def load_model(path: str | os.PathLike[str], expected_sha256: str | None = None) -> FaceModel:
     """Read and verify a model file; raise ModelError naming `path` and the reason.
 
-    Refused: a missing file, a pickle (the original demo's format), anything not an npz,
-    a truncated archive, arrays of the wrong type or shape, and a sha256 mismatch.
+    Refused: a missing file, a file whose sha256 is not `expected_sha256` (MODEL_SHA256, lowercase
+    hex of the whole file, as `sha256sum` prints it; checked first, before anything is parsed),
+    a pickle (the original demo's format), anything not an npz, a truncated archive, arrays of
+    the wrong type or shape, and a mismatch of the content digest stored inside.
     """
     source = Path(path)
     try:
         with source.open("rb") as handle:
             head = handle.read(4)
+            if expected_sha256 is not None:
+                handle.seek(0)
+                actual = hashlib.file_digest(handle, "sha256").hexdigest()
+                if actual != expected_sha256.lower():
+                    raise ModelError(
+                        f"{source}: file sha256 {actual} is not MODEL_SHA256 {expected_sha256.lower()};"
+                        " refusing to load it"
+                    )
     except OSError as error:
         raise ModelError(f"{source}: cannot read model file ({error.strerror or error})") from error
     if not head.startswith(_ZIP_MAGIC):

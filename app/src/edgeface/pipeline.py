@@ -280,7 +280,10 @@ class Pipeline:
             frame = self.source.wait_newer(seen, timeout=NO_SIGNAL_INTERVAL)
             if frame is not None:
                 seen = frame.number
-                self.broadcaster.publish(annotate(frame.image, self._recognition.detections), frame.captured)
+                blur = self.config.face_blur_unknown
+                self.broadcaster.publish(
+                    annotate(frame.image, self._recognition.detections, blur), frame.captured
+                )
                 self._displayed += 1
                 self._displayed_at.append(time.monotonic())
                 continue

@@ -7,6 +7,10 @@
               or the worker process that died, so that the pod is restarted (a missing stream is not one)
 /readyz       503 with the reasons while the model is missing/corrupt (a missing stream is not one)
 /metrics      Prometheus text format
+/login        the login form (GET) and the login (POST); /logout (POST) ends the session
+
+Every route passes edgeface.auth's one check first (edgeface.login.install): without a credential
+the page redirects to /login and the others answer 401; /healthz, /readyz and /login are open.
 """
 
 from __future__ import annotations
@@ -18,23 +22,36 @@ from flask import Flask, Response, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edgeface import __version__
+from edgeface.auth import Authoriser, load_authoriser
 from edgeface.broadcaster import MIMETYPE
 from edgeface.config import AppConfig, load_config
+from edgeface.login import install
 from edgeface.pipeline import Pipeline
 
 EXTENSION = "edgeface"
+AUTH_EXTENSION = "edgeface-auth"
+CONFIG_EXTENSION = "edgeface-config"
 VIDEO_FEED = "/video_feed"  # the MJPEG route; edgeface.server serves its GETs itself
 
 
-def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None) -> Flask:
-    """Build the app around one pipeline (built here unless given). Nothing is started: whoever
-    serves the app starts the pipeline (`pipeline_of(app).start()`) and stops it."""
+def create_app(
+    config: AppConfig | None = None, pipeline: Pipeline | None = None, authoriser: Authoriser | None = None
+) -> Flask:
+    """Build the app around one pipeline and one authoriser (built here from `config` unless
+    given: ConfigError naming the variable when the users, tokens or secret files are unusable).
+    Nothing is started: whoever serves the app starts the pipeline (`pipeline_of(app).start()`)
+    and stops it."""
     config = config or load_config()
     logging.getLogger("edgeface").setLevel(config.log_level_number)
+    if authoriser is None:
+        authoriser = load_authoriser(config)
     if pipeline is None:
         pipeline = Pipeline(config)
     app = Flask(__name__)
     app.extensions[EXTENSION] = pipeline
+    app.extensions[AUTH_EXTENSION] = authoriser
+    app.extensions[CONFIG_EXTENSION] = config
+    install(app, authoriser)
 
     @app.get("/")
     def index() -> str:
@@ -75,3 +92,13 @@ def create_app(config: AppConfig | None = None, pipeline: Pipeline | None = None
 def pipeline_of(app: Flask) -> Pipeline:
     pipeline: Pipeline = app.extensions[EXTENSION]
     return pipeline
+
+
+def authoriser_of(app: Flask) -> Authoriser:
+    authoriser: Authoriser = app.extensions[AUTH_EXTENSION]
+    return authoriser
+
+
+def config_of(app: Flask) -> AppConfig:
+    config: AppConfig = app.extensions[CONFIG_EXTENSION]
+    return config

@@ -1,4 +1,5 @@
-"""Sub-commands of the web app: `serve`, `recognize IMAGE`, `doctor`."""
+"""Sub-commands of the web app: `serve`, `recognize IMAGE`, `doctor`, and `hash-password` /
+`hash-token`, which make the lines of WEB_USERS_FILE and WEB_TOKENS_FILE."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
     doctor.set_defaults(handler=run_doctor)
+
+    password = subparsers.add_parser(
+        "hash-password",
+        help="print a WEB_USERS_FILE line (name:role:scrypt-hash) for the password read from stdin",
+    )
+    password.add_argument("--user", required=True, help="the user name (A-Z a-z 0-9 . _ @ -)")
+    password.add_argument("--role", default="viewer", help="the role (viewer, the only one)")
+    password.set_defaults(handler=run_hash_password)
+
+    token = subparsers.add_parser(
+        "hash-token", help="print a WEB_TOKENS_FILE line (name:sha256) for the bearer token read from stdin"
+    )
+    token.add_argument("--name", required=True, help="who uses the token, e.g. prometheus")
+    token.set_defaults(handler=run_hash_token)
 
 
 def _config_or_exit() -> Any:
@@ -88,7 +104,11 @@ def run_serve(args: argparse.Namespace) -> int:
     from edgeface.server import serve_app  # noqa: PLC0415
     from edgeface.web import create_app, pipeline_of  # noqa: PLC0415
 
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except ConfigError as error:
+        print(f"edgeface serve: {error}", file=sys.stderr)
+        return 2
     pipeline = pipeline_of(app)
     host, port = args.host or config.web_host, args.port or config.web_port
     try:
@@ -240,3 +260,33 @@ def run_doctor(args: argparse.Namespace) -> int:
             shown = "; ".join(value) if isinstance(value, list) else value
             print(f"{key:<20} {shown if shown not in (None, '') else '-'}")
     return 0
+
+
+def _secret_from_stdin(what: str) -> str:
+    """The first line of stdin without its line break (a terminal is prompted, without echo)."""
+    if sys.stdin.isatty():
+        import getpass  # noqa: PLC0415
+
+        return getpass.getpass(f"{what}: ")
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _print_line(command: str, make: Callable[[str], str]) -> int:
+    try:
+        print(make(_secret_from_stdin(command.removeprefix("hash-"))))
+    except ValueError as error:
+        print(f"edgeface {command}: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_hash_password(args: argparse.Namespace) -> int:
+    from edgeface.auth import user_line  # noqa: PLC0415
+
+    return _print_line("hash-password", lambda password: user_line(args.user, password, args.role))
+
+
+def run_hash_token(args: argparse.Namespace) -> int:
+    from edgeface.auth import token_line  # noqa: PLC0415
+
+    return _print_line("hash-token", lambda token: token_line(args.name, token))

@@ -22,6 +22,10 @@ function showNames(detections) {
 async function refresh() {
   try {
     const response = await fetch("api/status", { cache: "no-store" });
+    if (response.status === 401) {  // the session ended (logout elsewhere, expiry, restart)
+      window.location.assign("login");
+      return;
+    }
     const status = await response.json();
     text("model-version", status.model.version || "none");
     text("input-fps", status.source.input_fps);
