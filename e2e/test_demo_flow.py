@@ -1,9 +1,9 @@
 """The original demo, unattended, through the user's own commands and a real browser.
 
 site.yml (with its S3 store) → ffmpeg publishes a video of two people, neither in the model → the
-page shows them red and "Unknown" → a photo of one of them goes into the photos folder →
-retrain.yml → the same face, with nothing else touched, is named in a green box → rollback.yml
-previous → "Unknown" again.
+browser logs in with the generated password → the page shows them red and "Unknown" → a photo of
+one of them goes into the photos folder → retrain.yml → the same face, with nothing else touched,
+is named in a green box → rollback.yml previous → "Unknown" again.
 Screenshots land in build/e2e/ (CI artefacts); a timing table of every step is printed.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import shutil
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ class Steps:
 
 def mjpeg_frame() -> np.ndarray:
     """One annotated frame from /video_feed, decoded (BGR)."""
-    with urllib.request.urlopen(f"{local_appliance.WEBAPP}/video_feed", timeout=10) as response:
+    with local_appliance.logged_in().open(f"{local_appliance.WEBAPP}/video_feed", timeout=10) as response:
         data = b""
         while (end := data.find(b"\xff\xd9", data.find(b"\xff\xd8"))) < 0:
             data += response.read(65536)
@@ -79,6 +78,15 @@ class Browser:
         )
         self.page = self.context.new_page()
         self.page.set_viewport_size({"width": 1600, "height": 900})
+
+    def log_in(self, url: str, user: str, password: str) -> None:
+        """Open `url`, which sends a browser without a session to the login form, and log in."""
+        self.page.goto(url, wait_until="domcontentloaded")
+        assert self.page.url.endswith("/login"), f"no login form at {self.page.url}"
+        self.page.fill("#user", user)
+        self.page.fill("#password", password)
+        with self.page.expect_navigation():
+            self.page.click("button[type=submit]")
 
     def open(self, url: str) -> None:
         self.page.goto(url, wait_until="domcontentloaded")
@@ -133,6 +141,8 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
             steps.run("2 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))
 
             def unknown_on_the_page() -> None:
+                password = local_appliance.credential("webapp-password")
+                browser.log_in(f"{local_appliance.WEBAPP}/", "operator", password)
                 browser.open(f"{local_appliance.WEBAPP}/")
                 browser.wait_for_names(["Unknown", "Unknown"])
 

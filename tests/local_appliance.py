@@ -7,10 +7,13 @@ user's playbooks, read the app's status and the store, and take the whole thing 
 
 from __future__ import annotations
 
+import http.cookiejar
+import json
 import shutil
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -38,11 +41,11 @@ class EmbeddedStore(S3Endpoint):
 
     @property  # type: ignore[override]
     def access_key(self) -> str:
-        return (CREDENTIALS_DIR / "s3-access-key").read_text().split()[0]
+        return credential("s3-access-key")
 
     @property  # type: ignore[override]
     def secret_key(self) -> str:
-        return (CREDENTIALS_DIR / "s3-secret-key").read_text().split()[0]
+        return credential("s3-secret-key")
 
 
 def site(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -71,9 +74,29 @@ def rollback(version: str, check: bool = True) -> subprocess.CompletedProcess[st
     )
 
 
+def credential(name: str) -> str:
+    """A credential site.yml generated into inventories/local/credentials (webapp-password, ...)."""
+    return (CREDENTIALS_DIR / name).read_text().split()[0]
+
+
 def status() -> dict[str, Any]:
-    result: dict[str, Any] = get_json(f"{WEBAPP}/api/status")
-    return result
+    """/api/status, asked as a machine does: with the bearer token."""
+    request = urllib.request.Request(
+        f"{WEBAPP}/api/status", headers={"Authorization": f"Bearer {credential('webapp-token')}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        result: dict[str, Any] = json.loads(response.read())
+        return result
+
+
+def logged_in() -> urllib.request.OpenerDirector:
+    """An HTTP client holding the session cookie of the page's user (`operator`), as a browser would."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = urllib.parse.urlencode({"user": "operator", "password": credential("webapp-password")}).encode()
+    with opener.open(f"{WEBAPP}/login", data=form, timeout=10) as response:
+        if response.url.rstrip("/") != WEBAPP:
+            raise AssertionError(f"the login was refused (ended at {response.url})")
+    return opener
 
 
 def model_version() -> str:
@@ -94,7 +117,7 @@ def wait_for_names(names: set[str], timeout: float = 120) -> dict[str, Any]:
 
 
 def page() -> str:
-    with urllib.request.urlopen(f"{WEBAPP}/", timeout=10) as response:
+    with logged_in().open(f"{WEBAPP}/", timeout=10) as response:
         return str(response.read().decode())
 
 

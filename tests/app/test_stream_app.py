@@ -112,7 +112,8 @@ def test_the_video_feed_shows_annotated_720p_frames(live: LiveApp) -> None:
 
 def test_health_readiness_and_metrics(live: LiveApp) -> None:
     assert get_json(f"{live.url}/healthz") == {"status": "ok"}
-    assert get_json(f"{live.url}/readyz") == {"ready": True, "reasons": []}
+    readiness = get_json(f"{live.url}/readyz")
+    assert readiness == {"ready": True, "reasons": [], "model": {"version": "2401020304"}}
     with urllib.request.urlopen(f"{live.url}/metrics", timeout=10) as response:
         text = response.read().decode()
     for metric in (

@@ -67,7 +67,8 @@ def test_without_a_publisher_the_app_serves_no_signal(idle_app: tuple[str, Pipel
     # Ready all the same: the no-signal page must stay reachable, and a rollout must not wait
     # for a camera. The stream's state is reported by /api/status.
     wait_until(lambda: readyz_code(url) == 200, 30, "/readyz to answer 200 (worker started)")
-    assert get_json(f"{url}/readyz") == {"ready": True, "reasons": []}
+    readiness = get_json(f"{url}/readyz")
+    assert readiness["ready"] is True and readiness["reasons"] == []
     # Alive too, however long nobody publishes: each open waits up to its 10 s timeout for a
     # publisher, and each attempt is the capture loop's progress.
     started = time.monotonic()

@@ -74,6 +74,33 @@ def test_the_pods_run_what_the_device_registry_serves_by_digest(deployed: str) -
     assert registry == "localhost/ai-for-edge/amd64/registry:0.1.0"
 
 
+def test_only_healthz_and_readyz_answer_without_a_credential(deployed: str) -> None:
+    webapp = local_appliance.WEBAPP
+    for path in ("/video_feed", "/api/status", "/metrics", "/static/status.js"):
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{webapp}{path}", timeout=10)
+        assert refused.value.code == 401, path
+    with urllib.request.urlopen(f"{webapp}/", timeout=10) as response:
+        assert response.url == f"{webapp}/login"  # the page sends a browser to the login form
+    assert get_json(f"{webapp}/healthz") == {"status": "ok"}
+    assert get_json(f"{webapp}/readyz")["model"] == {"version": "initial"}
+
+    token = local_appliance.credential("webapp-token")
+    metrics = urllib.request.Request(f"{webapp}/metrics", headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(metrics, timeout=10) as response:
+        assert b"edgeface" in response.read()
+    wrong = urllib.request.Request(f"{webapp}/metrics", headers={"Authorization": "Bearer not-the-token"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(wrong, timeout=10)
+    assert refused.value.code == 401
+    # The files the pod reads: root and group root only; the generated secrets never printed.
+    users = local_appliance.SECRETS_DIR / "webapp-auth" / "users"
+    assert users.stat().st_mode & 0o777 == 0o640
+    assert users.read_text().startswith("operator:viewer:scrypt$")
+    for name in ("webapp-password", "webapp-token", "webapp-session-secret"):
+        assert local_appliance.credential(name) not in deployed, name
+
+
 def test_the_store_has_its_bucket_runs_unprivileged_and_refuses_unsigned_requests(deployed: str) -> None:
     store = local_appliance.EmbeddedStore()
     assert [bucket["Name"] for bucket in store.client().list_buckets()["Buckets"]] == ["models"]

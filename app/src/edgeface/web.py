@@ -79,8 +79,11 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> tuple[dict[str, Any], int]:
+        # The model's version (a UTC minute, no name) is open too: a rollout asks which model a
+        # new pod serves without a credential (Kubernetes' pod proxy carries none for the app).
         reasons = pipeline.readiness()
-        return ({"ready": not reasons, "reasons": reasons}, 503 if reasons else 200)
+        body = {"ready": not reasons, "reasons": reasons, "model": {"version": pipeline.model.version}}
+        return (body, 503 if reasons else 200)
 
     @app.get("/metrics")
     def metrics() -> Response:
