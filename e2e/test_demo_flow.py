@@ -134,8 +134,9 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
     deployed = steps.run("1 site.yml (clean state)", local_appliance.site)
     printed = re.search(r"Publish RTMP to: rtmp://[^:]+:(\d+)/(\w+)", deployed.stdout)
     assert printed, "site.yml did not print the RTMP URL"
-    # Published on loopback, to the port and application the playbook printed.
-    url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test"
+    # Published on loopback, to the port and application the playbook printed, with the key it names.
+    key = local_appliance.credential("rtmp-publish-key")
+    url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test?key={key}"
     try:
         with Publisher(video, url):
             steps.run("2 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))

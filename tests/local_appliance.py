@@ -23,7 +23,7 @@ from servers import S3Endpoint, get_json, wait_until
 
 WEBAPP = "http://127.0.0.1:8080"
 REGISTRY = "http://127.0.0.1:5000"
-RTMP = "rtmp://127.0.0.1:1935/live/test"
+RTMP = "rtmp://127.0.0.1:1935/live/test"  # publishers add ?key=<rtmp-publish-key> (publish_url)
 KUBE_DIR = Path("/etc/edgeai-appliance/kube")
 UNITS_DIR = Path("/etc/systemd/system/default.target.wants")
 EDGEFACE = str(Path(sys.executable).parent / "edgeface")
@@ -77,6 +77,11 @@ def rollback(version: str, check: bool = True) -> subprocess.CompletedProcess[st
 def credential(name: str) -> str:
     """A credential site.yml generated into inventories/local/credentials (webapp-password, ...)."""
     return (CREDENTIALS_DIR / name).read_text().split()[0]
+
+
+def publish_url() -> str:
+    """Where a camera publishes: the stream `test` with the publish key site.yml generated."""
+    return f"{RTMP}?key={credential('rtmp-publish-key')}"
 
 
 def status() -> dict[str, Any]:

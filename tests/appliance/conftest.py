@@ -30,7 +30,7 @@ def s3(deployed: str) -> local_appliance.EmbeddedStore:
 def stream(deployed: str, sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """ffmpeg publishes Obama (~90 px) and Biden (~62 px) to the appliance's RTMP port."""
     video = face_video(sample_photos, tmp_path_factory.mktemp("video"))
-    with Publisher(video, local_appliance.RTMP):
+    with Publisher(video, local_appliance.publish_url()):
         yield video
 
 

@@ -97,8 +97,23 @@ def test_only_healthz_and_readyz_answer_without_a_credential(deployed: str) -> N
     users = local_appliance.SECRETS_DIR / "webapp-auth" / "users"
     assert users.stat().st_mode & 0o777 == 0o640
     assert users.read_text().startswith("operator:viewer:scrypt$")
-    for name in ("webapp-password", "webapp-token", "webapp-session-secret"):
+    for name in ("webapp-password", "webapp-token", "webapp-session-secret", "rtmp-publish-key"):
         assert local_appliance.credential(name) not in deployed, name
+
+
+def test_publishing_to_the_appliance_needs_the_key(deployed: str, stream: Path) -> None:
+    for url in (local_appliance.RTMP, f"{local_appliance.RTMP}?key=NotThePublishKey12345"):
+        source = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=5", "-t", "2", "-c:v", "libx264"]
+        push = subprocess.run(
+            ["ffmpeg", "-loglevel", "error", *source, "-f", "flv", url.replace("/test", "/intruder")],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert push.returncode != 0, f"{url} was let in"
+    assert "rtmp://" in local_appliance.publish_url() and "?key=" in local_appliance.publish_url()
+    # The stream the app reads is the keyed publisher's (the `stream` fixture): recognised as before.
+    assert local_appliance.status()["source"]["state"] == "live"
 
 
 def test_the_store_has_its_bucket_runs_unprivileged_and_refuses_unsigned_requests(deployed: str) -> None:

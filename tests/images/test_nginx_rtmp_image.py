@@ -1,5 +1,6 @@
-"""The nginx-rtmp image: accepts a publish on application `live`, serves it to a reader, non-root,
-records only when asked and prunes old recordings."""
+"""The nginx-rtmp image: accepts a publish on application `live` with the publish key and refuses
+one without it, serves the stream only to allowed addresses, non-root, records only when asked and
+prunes old recordings."""
 
 from __future__ import annotations
 
@@ -38,13 +39,49 @@ def probe(url: str) -> dict[str, object]:
     return dict(stream)
 
 
-def start_rtmp(run_container: RunContainer, image: str, *options: str) -> tuple[str, int, int]:
+KEY = "Pub1ishKeyForTheTests"
+# podman's default network: a reader on this host reaches the container from its gateway.
+HOST_READER = "10.88.0.0/16"
+
+
+@pytest.fixture(scope="module")
+def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the publish key, as the role's Secret mounts it."""
+    folder = tmp_path_factory.mktemp("rtmp-auth")
+    (folder / "publish-key").write_text(KEY)
+    (folder / "publish-key").chmod(0o644)
+    return folder
+
+
+def start_rtmp(
+    run_container: RunContainer, image: str, key_dir: Path, *options: str, play_allow: str = HOST_READER
+) -> tuple[str, int, int]:
     rtmp, http = free_port(), free_port()
     name = run_container(
-        image, options=["-p", f"127.0.0.1:{rtmp}:1935", "-p", f"127.0.0.1:{http}:8080", *options]
+        image,
+        options=[
+            *("-p", f"127.0.0.1:{rtmp}:1935", "-p", f"127.0.0.1:{http}:8080"),
+            *("-v", f"{key_dir}:/etc/nginx-rtmp/auth:ro", "-e", f"RTMP_PLAY_ALLOW={play_allow}"),
+            *options,
+        ],
     )
     wait_for_port(rtmp, timeout=20)
     return name, rtmp, http
+
+
+def publish(video: Path, port: int, key: str = KEY) -> Publisher:
+    return Publisher(video, f"rtmp://127.0.0.1:{port}/live/test?key={key}")
+
+
+def published(url: str, seconds: float = 6) -> bool:
+    """Whether ffprobe reads a stream at `url` within `seconds`."""
+    result = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_streams", url],
+        capture_output=True,
+        timeout=seconds + 20,
+        check=False,
+    )
+    return result.returncode == 0
 
 
 def test_nginx_rtmp_runs_as_a_non_root_user(built_images: dict[str, str]) -> None:
@@ -54,12 +91,12 @@ def test_nginx_rtmp_runs_as_a_non_root_user(built_images: dict[str, str]) -> Non
 
 
 def test_nginx_rtmp_serves_a_published_stream_to_a_reader(
-    built_images: dict[str, str], run_container: RunContainer, video: Path
+    built_images: dict[str, str], run_container: RunContainer, video: Path, key_dir: Path
 ) -> None:
-    name, rtmp, http = start_rtmp(run_container, built_images["nginx-rtmp"])
+    name, rtmp, http = start_rtmp(run_container, built_images["nginx-rtmp"], key_dir)
     with urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=5) as response:
         assert response.read() == b"ok\n"
-    with Publisher(video, f"rtmp://127.0.0.1:{rtmp}/live/test"):
+    with publish(video, rtmp):
         stream = probe(f"rtmp://127.0.0.1:{rtmp}/live/test")
         with urllib.request.urlopen(f"http://127.0.0.1:{http}/stat", timeout=5) as response:
             stat = response.read().decode()
@@ -73,7 +110,7 @@ def test_nginx_rtmp_serves_a_published_stream_to_a_reader(
 
 
 def test_nginx_rtmp_records_only_when_asked_and_prunes_old_recordings(
-    built_images: dict[str, str], run_container: RunContainer, video: Path, tmp_path: Path
+    built_images: dict[str, str], run_container: RunContainer, video: Path, tmp_path: Path, key_dir: Path
 ) -> None:
     recordings = tmp_path / "recordings"
     recordings.mkdir()
@@ -86,9 +123,10 @@ def test_nginx_rtmp_records_only_when_asked_and_prunes_old_recordings(
     _, rtmp, _ = start_rtmp(
         run_container,
         built_images["nginx-rtmp"],
+        key_dir,
         *("-e", "RTMP_RECORD=all", "-e", "RTMP_RECORD_KEEP_HOURS=48", "-v", f"{recordings}:/recordings"),
     )
-    with Publisher(video, f"rtmp://127.0.0.1:{rtmp}/live/test"):
+    with publish(video, rtmp):
         probe(f"rtmp://127.0.0.1:{rtmp}/live/test")
     assert not old.exists()
     deadline = time.monotonic() + 10
@@ -98,16 +136,89 @@ def test_nginx_rtmp_records_only_when_asked_and_prunes_old_recordings(
 
 
 def test_nginx_rtmp_does_not_record_by_default(
-    built_images: dict[str, str], run_container: RunContainer, video: Path
+    built_images: dict[str, str], run_container: RunContainer, video: Path, key_dir: Path
 ) -> None:
-    name, rtmp, _ = start_rtmp(run_container, built_images["nginx-rtmp"])
-    with Publisher(video, f"rtmp://127.0.0.1:{rtmp}/live/test"):
+    name, rtmp, _ = start_rtmp(run_container, built_images["nginx-rtmp"], key_dir)
+    with publish(video, rtmp):
         probe(f"rtmp://127.0.0.1:{rtmp}/live/test")
     assert podman("exec", name, "find", "/recordings", "-type", "f").stdout == ""
     assert podman("exec", name, "cat", "/var/lib/nginx-rtmp/record.conf").stdout.strip() == "record off;"
 
 
 def test_nginx_rtmp_refuses_an_unknown_record_mode_by_name(built_images: dict[str, str]) -> None:
-    result = podman("run", "--rm", "-e", "RTMP_RECORD=sometimes", built_images["nginx-rtmp"], check=False)
+    result = podman(
+        "run",
+        "--rm",
+        "-e",
+        "RTMP_AUTH=off",
+        "-e",
+        "RTMP_RECORD=sometimes",
+        built_images["nginx-rtmp"],
+        check=False,
+    )
     assert result.returncode == 64
     assert "RTMP_RECORD=sometimes" in result.stderr
+
+
+def test_publishing_needs_the_key(
+    built_images: dict[str, str], run_container: RunContainer, video: Path, key_dir: Path
+) -> None:
+    _, rtmp, _ = start_rtmp(run_container, built_images["nginx-rtmp"], key_dir)
+    url = f"rtmp://127.0.0.1:{rtmp}/live/test"
+    for refused in (url, f"{url}?key=NotThePublishKey1234", f"{url}?key={KEY}x"):
+        push = subprocess.run(
+            [
+                "ffmpeg",
+                "-loglevel",
+                "error",
+                "-re",
+                "-i",
+                str(video),
+                "-t",
+                "2",
+                "-c",
+                "copy",
+                "-f",
+                "flv",
+                refused,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert push.returncode != 0, f"{refused} was let in"
+    assert not published(url)
+    with publish(video, rtmp):
+        assert published(url)
+
+
+def test_only_allowed_addresses_may_play(
+    built_images: dict[str, str], run_container: RunContainer, video: Path, key_dir: Path
+) -> None:
+    # Only the container's own loopback may play: this host, seen from the gateway, is refused.
+    _, rtmp, _ = start_rtmp(run_container, built_images["nginx-rtmp"], key_dir, play_allow="127.0.0.1")
+    with publish(video, rtmp):
+        assert not published(f"rtmp://127.0.0.1:{rtmp}/live/test")
+
+
+def test_a_missing_key_or_a_bad_setting_stops_the_server_naming_it(built_images: dict[str, str]) -> None:
+    image = built_images["nginx-rtmp"]
+    missing = podman("run", "--rm", image, check=False)
+    assert missing.returncode == 64
+    assert "RTMP_PUBLISH_KEY_FILE=/etc/nginx-rtmp/auth/publish-key is not a readable file" in missing.stderr
+    bad = podman("run", "--rm", "-e", "RTMP_AUTH=maybe", image, check=False)
+    assert bad.returncode == 64 and "RTMP_AUTH=maybe" in bad.stderr
+    lab = podman(
+        "run",
+        "--rm",
+        "-e",
+        "RTMP_AUTH=off",
+        "--entrypoint",
+        "sh",
+        image,
+        "-c",
+        "nginx-rtmp-entrypoint -t 2>&1",
+        check=False,
+    )
+    assert "anyone may publish and play" in lab.stdout

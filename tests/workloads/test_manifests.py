@@ -244,9 +244,7 @@ def test_registry_on_a_host_folder_is_a_static_volume_with_auth(jetson_tree: Pat
     assert "registry/Secret/registry-htpasswd" in objects
 
 
-def test_the_embedded_store_is_a_static_volume_and_the_tree_holds_no_key(jetson_tree: Path) -> None:
-    """GitOps: the store's Deployment names its identities Secret, which the site creates from the
-    file written beside the inventory (0600); neither key is anywhere in the tree."""
+def test_the_embedded_store_is_a_static_volume_behind_a_node_port(jetson_tree: Path) -> None:
     objects = load_tree(jetson_tree)
     volume = objects["object-store/PersistentVolume/ai-for-edge-object-store-data"]["spec"]
     assert volume["hostPath"] == {
@@ -261,19 +259,46 @@ def test_the_embedded_store_is_a_static_volume_and_the_tree_holds_no_key(jetson_
     assert store["securityContext"]["readOnlyRootFilesystem"] is True
     identities = next(v for v in pod["volumes"] if v["name"] == "identities")
     assert identities == {"name": "identities", "secret": {"secretName": "object-store-identities"}}
-    assert not any(obj["kind"] == "Secret" and "object-store" in key for key, obj in objects.items())
 
-    credentials = jetson_tree.parent / "credentials"
-    access_key = (credentials / "s3-access-key").read_text().split()[0]
-    secret_key = (credentials / "s3-secret-key").read_text().split()[0]
-    file = credentials / "localhost-object-store-identities" / "s3.json"
-    assert file.stat().st_mode & 0o777 == 0o600
-    keys = json.loads(file.read_text())["identities"][0]["credentials"][0]
-    assert keys == {"accessKey": access_key, "secretKey": secret_key}
-    for path in jetson_tree.rglob("*"):
+
+@pytest.mark.parametrize("tree_name", ["nuc_tree", "jetson_tree"])
+def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pytest.FixtureRequest) -> None:
+    """GitOps: pods name their Secrets (the web app's users and tokens, the RTMP publish key, the
+    store's key pair); the site creates them from the files written beside the inventory (0600).
+    No generated credential is anywhere in the tree."""
+    tree = request.getfixturevalue(tree_name)
+    objects = load_tree(tree)
+    assert not [key for key, obj in objects.items() if obj["kind"] == "Secret" and "registry" not in key]
+    credentials = tree.parent / "credentials"
+    named = {
+        volume["secret"]["secretName"]
+        for pod in pod_specs(objects).values()
+        for volume in pod.get("volumes", [])
+        if "secret" in volume
+    }
+    expected = {"webapp-auth", "nginx-rtmp-auth"} | (
+        {"object-store-identities"} if tree_name == "jetson_tree" else set()
+    )
+    assert named - {"registry-htpasswd"} == expected
+    for secret in expected:
+        folder = credentials / f"localhost-{secret}"
+        assert folder.stat().st_mode & 0o777 == 0o700, folder
+        assert all(path.stat().st_mode & 0o777 == 0o600 for path in folder.iterdir()), folder
+    users = (credentials / "localhost-webapp-auth" / "users").read_text()
+    assert users.startswith("operator:viewer:scrypt$16384$8$1$")
+    if tree_name == "jetson_tree":
+        identities = json.loads((credentials / "localhost-object-store-identities" / "s3.json").read_text())
+        keys = identities["identities"][0]["credentials"][0]
+        assert keys == {
+            "accessKey": (credentials / "s3-access-key").read_text().split()[0],
+            "secretKey": (credentials / "s3-secret-key").read_text().split()[0],
+        }
+    generated = [path.read_text().split()[0] for path in credentials.iterdir() if path.is_file()]
+    assert len(generated) >= 5
+    for path in tree.rglob("*"):
         if path.is_file():
             text = path.read_text()
-            assert access_key not in text and secret_key not in text, path
+            assert not [secret for secret in generated if secret in text], path
 
 
 def test_argocd_application_sync_options_sit_under_sync_policy(nuc_tree: Path) -> None:
