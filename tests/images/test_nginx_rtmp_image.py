@@ -48,6 +48,7 @@ HOST_READER = "10.88.0.0/16"
 def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding the publish key, as the role's Secret mounts it."""
     folder = tmp_path_factory.mktemp("rtmp-auth")
+    folder.chmod(0o755)  # the server runs as a non-root user
     (folder / "publish-key").write_text(KEY)
     (folder / "publish-key").chmod(0o644)
     return folder
@@ -73,14 +74,18 @@ def publish(video: Path, port: int, key: str = KEY) -> Publisher:
     return Publisher(video, f"rtmp://127.0.0.1:{port}/live/test?key={key}")
 
 
-def published(url: str, seconds: float = 6) -> bool:
-    """Whether ffprobe reads a stream at `url` within `seconds`."""
-    result = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", url],
-        capture_output=True,
-        timeout=seconds + 20,
-        check=False,
-    )
+def published(url: str, seconds: float = 20) -> bool:
+    """Whether ffprobe reads a stream at `url` within `seconds` (a play of a stream nobody
+    publishes waits for one: that is a no)."""
+    try:
+        result = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_streams", url],
+            capture_output=True,
+            timeout=seconds,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return False
     return result.returncode == 0
 
 
