@@ -30,13 +30,34 @@ def test_webapp_runs_edgeface_serve_as_a_non_root_user_without_healthcheck(
     assert "WEB_PORT=8080" in config["Env"]
 
 
+@pytest.fixture(scope="module")
+def users(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """podman options mounting a users file, as the webapp role's Secret does."""
+    from edgeface.auth import user_line
+
+    folder = tmp_path_factory.mktemp("webapp-auth")
+    folder.chmod(0o755)  # the app runs as a non-root user
+    (folder / "users").write_text(user_line("operator", "a password for the image test") + "\n")
+    (folder / "users").chmod(0o644)
+    return ["-v", f"{folder}:/etc/edgeface/auth:ro", "-e", "WEB_USERS_FILE=/etc/edgeface/auth/users"]
+
+
+def test_webapp_refuses_to_serve_without_users(built_images: dict[str, str]) -> None:
+    result = podman("run", "--rm", built_images["webapp"], check=False)
+    assert result.returncode == 2
+    assert "WEB_USERS_FILE" in result.stderr
+
+
 def test_webapp_answers_healthz_on_its_exposed_port(
-    built_images: dict[str, str], run_container: RunContainer
+    built_images: dict[str, str], run_container: RunContainer, users: list[str]
 ) -> None:
     port = free_port()
     name = run_container(
         built_images["webapp"],
-        options=["-p", f"127.0.0.1:{port}:8080", "-e", "VIDEO_STREAM_URL=rtmp://127.0.0.1:9/live/none"],
+        options=[
+            *("-p", f"127.0.0.1:{port}:8080", "-e", "VIDEO_STREAM_URL=rtmp://127.0.0.1:9/live/none"),
+            *users,
+        ],
     )
     deadline = time.monotonic() + 60
     while True:
@@ -56,7 +77,7 @@ def test_webapp_answers_healthz_on_its_exposed_port(
 
 @pytest.mark.parametrize("init", [False, True], ids=["pid-1", "with-init"])
 def test_podman_stop_of_a_running_webapp_takes_under_3_s(
-    init: bool, built_images: dict[str, str], run_container: RunContainer
+    init: bool, built_images: dict[str, str], run_container: RunContainer, users: list[str]
 ) -> None:
     """`edgeface serve` handles SIGTERM itself: as PID 1 (no init) the kernel would otherwise
     drop the signal and podman would wait its 10 s and SIGKILL."""
@@ -66,6 +87,7 @@ def test_podman_stop_of_a_running_webapp_takes_under_3_s(
         options=[
             *(["--init"] if init else []),
             *("-p", f"127.0.0.1:{port}:8080", "-e", "VIDEO_STREAM_URL=rtmp://127.0.0.1:9/live/none"),
+            *users,
         ],
     )
     wait_for_readyz(port, name)
