@@ -204,8 +204,15 @@ def test_nuc_webapp_is_unprivileged_cpu_hog(nuc_tree: Path, device_registry: Reg
     (init,) = pod["initContainers"]
     digest = device_registry.manifest_digest("ai-for-edge/model", "initial")
     assert init["image"] == f"default-registry.cluster.local/ai-for-edge/model@{digest}"
-    assert pod["volumes"] == [{"name": "model", "emptyDir": {"sizeLimit": "64Mi"}}]
+    # The users, tokens and session secret come from the Secret the site creates (GitOps).
+    assert pod["volumes"] == [
+        {"name": "model", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "auth", "secret": {"secretName": "webapp-auth"}},
+    ]
     assert env_of(app)["MODEL_FILENAME"] == "/model/model.data"
+    assert env_of(app)["WEB_AUTH"] == "on"
+    assert env_of(app)["WEB_USERS_FILE"] == "/etc/edgeface/auth/users"
+    assert pod["automountServiceAccountToken"] is False
     assert "hostPort" not in app["ports"][0]
 
 
