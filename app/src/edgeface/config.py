@@ -49,7 +49,9 @@ from pathlib import Path
 from typing import TypeVar
 
 DEFAULT_STREAM_URL = "rtmp://nginx-rtmp:1935/live/test"
-DEFAULT_FACE_RATIO = 0.5
+DEFAULT_FACE_RATIO = 1.0
+DEFAULT_FACE_LOC_NTU = 1
+DEFAULT_FACE_MIN_SIZE = 40
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 DETECTION_MODELS = ("hog", "cnn")
 
@@ -71,7 +73,9 @@ class AppConfig:
     frame_height: int = 720
     face_ratio: float = DEFAULT_FACE_RATIO  # scale applied before detection, (0, 1]
     face_loc_model: str = "hog"  # hog (CPU) | cnn (CUDA)
-    face_loc_ntu: int = 1  # times to upsample when detecting, 0..3
+    face_loc_ntu: int = DEFAULT_FACE_LOC_NTU  # times to upsample when detecting, 0..3
+    face_min_size: int = DEFAULT_FACE_MIN_SIZE  # smallest face tracked and named, px tall
+    face_unknown_distance: float | None = None  # surely a stranger from here; None: tolerance + 0.1
     video_processing_fps: float = 15.0  # most recognition updates per second, (0, 60]
     face_tolerance: float | None = None  # largest distance still named; None: the model's own
     inference_workers: int = 2  # worker processes: one follows faces, the other scans (one core each)
@@ -136,6 +140,12 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         ),
         "face_tolerance": _parse(
             env, "FACE_TOLERANCE", _in_range(float, 0, 1.5, open_low=True), "a number in (0, 1.5]"
+        ),
+        "face_min_size": _parse(
+            env, "FACE_MIN_SIZE", _in_range(int, 16, 1000), "a face height in px 16..1000"
+        ),
+        "face_unknown_distance": _parse(
+            env, "FACE_UNKNOWN_DISTANCE", _in_range(float, 0, 1.5, open_low=True), "a number in (0, 1.5]"
         ),
         "inference_workers": _parse(env, "INFERENCE_WORKERS", _in_range(int, 1, 8), "an integer 1..8"),
         "face_track_seconds": _parse(
