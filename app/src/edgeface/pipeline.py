@@ -198,6 +198,7 @@ class InferenceLoop:
         if frame is None and self.pipeline.source.status().state != LIVE:
             self.pipeline.show(Recognition())  # boxes of a vanished stream mean nothing
             self.pipeline.tracks.cut()
+            self.pipeline.lost_stream()
         return frame
 
     def infer(self, frame: Frame, job: Job) -> InferenceResult | None:
@@ -360,6 +361,11 @@ class Pipeline:
         """The next scan's plan (shared by the scanning threads: each plans on a newer frame)."""
         with self._planner_lock:
             return self._planner.plan(image, followed)
+
+    def lost_stream(self) -> None:
+        """The stream is away: the first frame back is scanned whole."""
+        with self._planner_lock:
+            self._planner.reset()
 
     def show(self, recognition: Recognition, update: bool = True) -> None:
         """Draw `recognition`'s faces from now on (unless a newer frame's are shown); an `update`

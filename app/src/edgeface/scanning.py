@@ -45,6 +45,10 @@ class ScanPlanner:
         self._reference: np.ndarray | None = None
         self._tile = 0
 
+    def reset(self) -> None:
+        """The stream was lost: its next frame is scanned whole, as a new scene."""
+        self._reference = None
+
     def plan(self, bgr: np.ndarray, followed: Sequence[Box]) -> ScanPlan:
         """What to scan on `bgr` (HxWx3 uint8), the faces being followed at `followed`."""
         import cv2  # noqa: PLC0415
