@@ -25,10 +25,17 @@ NAMES = {"obama": "Barack Obama", "biden": "Unknown"}
 
 @dataclass(frozen=True)
 class Face:
-    """Where a face is on one frame: who (as the app must label it), its box."""
+    """Where a face is on one frame: who (as the app must label it), its box, and whether the
+    whole face is in the picture (a face half out of frame is drawn but not counted)."""
 
     label: str
     box: Box
+    whole: bool = True
+
+    @property
+    def counted(self) -> bool:
+        """Whether recall and time to name count this face: whole in the frame and >= 40 px."""
+        return self.whole and self.box.height >= 40
 
 
 # (photo, label key, first second, last second, (x, y, height) at start, (x, y, height) at end, tilt degrees)
@@ -74,6 +81,8 @@ SCENES: list[tuple[float, float, int, list[Path_]]] = [
     ),
 ]
 SECONDS = 30
+CUTS = frozenset(int(start * FPS) for start, *_ in SCENES)
+"""Frame numbers that start a scene (frame 0 follows the last scene's end when the clip loops)."""
 
 
 class ClipBuilder:
@@ -126,8 +135,8 @@ class ClipBuilder:
                 continue
             image[t0:b0, l0:r0] = patch[t0 - top : b0 - top, l0 - left : r0 - left]
             face = Box(int(y - size / 2), int(x + size / 2), int(y + size / 2), int(x - size / 2))
-            if face.left >= 0 and face.right <= width and face.top >= 0 and face.bottom <= height - 20:
-                truth.append(Face(NAMES[key], face))
+            whole = face.left >= 0 and face.right <= width and face.top >= 0 and face.bottom <= height - 20
+            truth.append(Face(NAMES[key], face, whole))
         write_number(image, number)
         return image, truth
 
