@@ -13,7 +13,7 @@ from edgeface.config import AppConfig
 from edgeface.detector import Detector
 from edgeface.model import load_model
 from edgeface.recogniser import Recogniser, encode_faces
-from edgeface.scanning import ScanPlanner
+from edgeface.scanning import ScanPlanner, SceneWatch, halves
 from edgeface.tracks import HOLD_SECONDS, LOST_SECONDS, FaceTracks
 from edgeface.values import UNKNOWN, Box
 from servers import face_crop
@@ -63,7 +63,7 @@ def scan(
 def follow(tracks: FaceTracks, detector: Detector, bgr: np.ndarray, number: int) -> None:
     """What the following worker does with a FollowJob, in process."""
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-    regions = tracks.follow_regions(rgb.shape[:2])
+    regions = tracks.follow_regions(number, rgb.shape[:2])
     tracks.followed(
         number, {item.track: detector.detect_at(rgb, item.region, item.scale) for item in regions}
     )
@@ -72,7 +72,7 @@ def follow(tracks: FaceTracks, detector: Detector, bgr: np.ndarray, number: int)
 def test_a_45_px_face_is_found_at_the_default_settings(sample_photos: Path, detector: Detector) -> None:
     frame = small_face_frame(sample_photos)
     plan = ScanPlanner().plan(frame, [])
-    assert plan.cut and plan.regions == [Box(0, 1280, 720, 0)]  # the first frame is scanned whole
+    assert plan.whole and plan.regions == [Box(0, 1280, 720, 0)]  # the first frame is scanned whole
 
     (box,) = detector.detect_in(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), plan.regions)
 
@@ -140,14 +140,55 @@ def test_the_scanner_looks_where_the_picture_changed_and_rescans_after_a_cut(sam
     planner.plan(still, [])
 
     idle = planner.plan(still, [])
-    assert idle.idle and not idle.cut  # nothing changed: one tile of the rotation
+    assert idle.idle and not idle.whole  # nothing changed: one tile of the rotation
 
     walked_in = still.copy()
     walked_in[300:420, 1000:1100] = small_face_frame(sample_photos, x=1000)[300:420, 1000:1100]
     changed = planner.plan(walked_in, [])
-    assert not changed.cut and len(changed.regions) == 1
+    assert not changed.whole and len(changed.regions) == 1
     (region,) = changed.regions
     assert region.left <= 1000 and region.right >= 1100 and region.width < 400
 
     cut = planner.plan(np.full_like(still, 200), [])
-    assert cut.cut and cut.regions == [Box(0, 1280, 720, 0)]
+    assert cut.whole and cut.regions == [Box(0, 1280, 720, 0)]
+
+
+def test_a_scene_cut_is_told_from_one_frame_to_the_next_but_a_face_walking_in_is_not(
+    sample_photos: Path,
+) -> None:
+    watch = SceneWatch()
+    still = small_face_frame(sample_photos, x=400)
+    assert watch.cut(still)  # the first frame starts a scene
+    walked_in = small_face_frame(sample_photos, x=460, height=60)
+    assert not watch.cut(walked_in)
+    assert watch.cut(np.full_like(still, 200))
+
+
+def test_a_cut_drops_every_face_and_ignores_scans_of_the_scene_before(
+    sample_photos: Path, detector: Detector
+) -> None:
+    tracks = FaceTracks(named=0.6, min_size=40, clock=Clock())
+    frame = small_face_frame(sample_photos, height=60)
+    scan(tracks, detector, NOBODY, frame, 1)
+    assert len(tracks.boxes()) == 1
+
+    tracks.cut(5)
+    scan(tracks, detector, NOBODY, frame, 4)  # a scan of frame 4 arriving after the cut on 5
+
+    assert tracks.boxes() == [] and tracks.shown() == []
+
+
+def test_a_face_found_frames_ago_is_looked_for_further_away(sample_photos: Path, detector: Detector) -> None:
+    tracks = FaceTracks(named=0.6, min_size=40, clock=Clock())
+    scan(tracks, detector, NOBODY, small_face_frame(sample_photos, height=45), 1)
+
+    (near,) = tracks.follow_regions(2, (720, 1280))
+    (far,) = tracks.follow_regions(11, (720, 1280))  # the scan's find is 10 frames old
+
+    assert far.region.width > near.region.width * 1.5
+
+
+def test_a_whole_frame_is_shared_in_two_halves_that_each_hold_a_200_px_face_on_the_seam() -> None:
+    left, right = halves(WHOLE)
+    assert left.left == 0 and right.right == 1280 and left.right - right.left >= 200
+    assert left.width < 0.65 * 1280 and right.width < 0.65 * 1280

@@ -42,14 +42,15 @@ from edgeface.inference import (
     Job,
     ModelInfo,
     ScanJob,
+    combined,
 )
 from edgeface.liveness import Heartbeat, Liveness
 from edgeface.metrics import PipelineCollector, PipelineMetrics
 from edgeface.recogniser import DEFAULT_TOLERANCE
-from edgeface.scanning import ScanPlan, ScanPlanner
+from edgeface.scanning import ScanPlan, ScanPlanner, SceneWatch, halves
 from edgeface.source import LIVE, Frame, VideoSource
 from edgeface.status import pipeline_status
-from edgeface.tracks import FaceTracks
+from edgeface.tracks import FRESH_FRAMES, FaceTracks
 from edgeface.values import Box, Detection
 
 log = logging.getLogger(__name__)
@@ -205,6 +206,20 @@ class InferenceLoop:
         self.heartbeat.beat(INFER_SECONDS)
         return self.slot.infer(frame.image, job)
 
+    def follow(self, frame: Frame) -> float | None:
+        """Re-detect the faces on screen on `frame` around where they were; the worker's seconds
+        (0 with nobody on screen), None when it failed."""
+        tracks = self.pipeline.tracks
+        regions = tracks.follow_regions(frame.number, frame.image.shape[:2])
+        if not regions:
+            return 0.0
+        result = self.infer(frame, FollowJob(regions))
+        if result is None:
+            return None
+        tracks.followed(frame.number, result.followed)
+        self.pipeline.metrics.work(result.seconds)
+        return result.seconds
+
 
 class AutoLoop(InferenceLoop):
     """Takes its turn with the frames; its worker detects, tracks and names faces on its own."""
@@ -230,25 +245,22 @@ class FollowLoop(InferenceLoop):
         frame = self.newer_frame(pipeline.claims.claimed)
         if frame is None or not pipeline.claims.claim(frame.number):
             return
-        regions = pipeline.tracks.follow_regions(frame.image.shape[:2])
-        seconds = 0.0
-        if regions:  # nobody on screen: nothing to send the worker
-            result = self.infer(frame, FollowJob(regions))
-            if result is None:
-                return
-            pipeline.tracks.followed(frame.number, result.followed)
-            pipeline.metrics.work(seconds := result.seconds)
-        pipeline.show(Recognition(pipeline.tracks.shown(), frame.number, frame.captured, seconds))
+        seconds = self.follow(frame)
+        if seconds is not None:
+            shown = pipeline.tracks.shown(frame.number)
+            pipeline.show(Recognition(shown, frame.number, frame.captured, seconds))
 
 
 class ScanLoop(InferenceLoop):
     """Back to back while the picture changes: scans where new faces may be (edgeface.scanning)
     and makes the recognition attempts the faces on screen are due; one tile every IDLE_SECONDS
-    while nothing changes."""
+    while nothing changes. The whole frame of a new scene (nobody followed yet) is shared with
+    the `helper` slot's worker (the follower's, idle then): each scans one half."""
 
-    def __init__(self, pipeline: Pipeline, slot: WorkerSlot) -> None:
+    def __init__(self, pipeline: Pipeline, slot: WorkerSlot, helper: WorkerSlot | None = None) -> None:
         super().__init__(pipeline, slot)
         self.interval = IDLE_SECONDS
+        self.helper = helper
         self.scanned = 0  # number of the last frame this loop scanned
 
     def step(self) -> None:
@@ -257,21 +269,59 @@ class ScanLoop(InferenceLoop):
         if frame is None:
             return
         self.scanned = frame.number
-        plan = pipeline.planner(frame.image, pipeline.tracks.boxes())
-        if plan.cut:
-            pipeline.tracks.cut()
+        followed = pipeline.tracks.boxes()
+        plan = pipeline.planner(frame.image, followed)
         due = pipeline.tracks.to_encode()
-        result = self.infer(frame, ScanJob(plan.regions, due, pipeline.tracks.boxes()))
+        job = ScanJob(plan.regions, due, followed)
+        result = self.scan_shared(frame, job) if plan.whole and not followed else self.infer(frame, job)
         if result is None:
             return
         attempts = [(item.track, item.box, item.candidates) for item in result.attempts]
         pipeline.tracks.scanned(frame.number, result.found, attempts)
-        pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=plan.cut)
+        pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=plan.whole)
         if result.attempts:  # new names show now, not at the next update
-            recognition = pipeline.recognition
-            pipeline.show(replace(recognition, detections=pipeline.tracks.shown()), update=False)
+            self.show_names(frame)
         if plan.idle and not due:
             pipeline.stopping.wait(IDLE_SECONDS)
+
+    def show_names(self, scanned: Frame) -> None:
+        """Show the names of a scan of `scanned` now. When the stream has moved on since (a long
+        scan), its new faces are found again on the newest frame first (as the follower would,
+        a few ms): they may have moved (edgeface.tracks shows no box that old)."""
+        pipeline = self.pipeline
+        newest = pipeline.source.latest()
+        if (
+            newest is not None
+            and newest.number > scanned.number + FRESH_FRAMES
+            and pipeline.claims.claim(newest.number)
+        ):
+            seconds = self.follow(newest)
+            if seconds is not None:
+                shown = pipeline.tracks.shown(newest.number)
+                pipeline.show(Recognition(shown, newest.number, newest.captured, seconds), update=False)
+            return
+        recognition = pipeline.recognition
+        shown = pipeline.tracks.shown(recognition.frame_number)
+        pipeline.show(replace(recognition, detections=shown), update=False)
+
+    def scan_shared(self, frame: Frame, job: ScanJob) -> InferenceResult | None:
+        """`job` (one region) scanned half by this worker, half by the helper's when it is up."""
+        helper = self.helper
+        if helper is None or not helper.ready or len(job.regions) != 1:
+            return self.infer(frame, job)
+        mine, theirs = halves(job.regions[0])
+        lent: list[InferenceResult | None] = [None]
+
+        def scan_theirs() -> None:
+            lent[0] = helper.infer(frame.image, ScanJob([theirs]))
+
+        thread = threading.Thread(target=scan_theirs, name=f"{self.slot.name}-helper", daemon=True)
+        thread.start()
+        own = self.infer(frame, replace(job, regions=[mine]))
+        thread.join()
+        if own is None or lent[0] is None:
+            return own or lent[0]
+        return combined(own, lent[0])
 
 
 class Pipeline:
@@ -301,6 +351,7 @@ class Pipeline:
         self.tracks = FaceTracks(tolerance, config.face_unknown_distance, config.face_min_size)
         self._planner = ScanPlanner()
         self._planner_lock = threading.Lock()
+        self._scenes = SceneWatch()
         self.recognition = Recognition()
         self._show_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -313,6 +364,8 @@ class Pipeline:
         loops = {AUTO: AutoLoop, FOLLOW: FollowLoop, SCAN: ScanLoop}
         for slot in self.slots:
             loop = loops[self.mode_of(slot.index)](self, slot)
+            if isinstance(loop, ScanLoop) and slot.index == 1:
+                loop.helper = self.slots[0]  # the follower's worker: idle in a new scene
             thread = threading.Thread(target=loop.run, name=slot.name, daemon=True)
             self.liveness.heartbeat(slot.name).attach(thread, slot.worker.start_timeout)
             thread.start()
@@ -367,6 +420,13 @@ class Pipeline:
         with self._planner_lock:
             self._planner.reset()
 
+    def new_scene(self, frame_number: int) -> None:
+        """The scene cut on frame `frame_number`: its faces are not the ones followed so far. None
+        is drawn from this frame on until found again, and the frame is scanned whole."""
+        self.tracks.cut(frame_number)
+        self.show(Recognition(frame_number=frame_number), update=False)
+        self.lost_stream()
+
     def show(self, recognition: Recognition, update: bool = True) -> None:
         """Draw `recognition`'s faces from now on (unless a newer frame's are shown); an `update`
         is counted as one."""
@@ -385,6 +445,8 @@ class Pipeline:
             frame = self.source.wait_newer(seen, timeout=NO_SIGNAL_INTERVAL)
             if frame is not None:
                 seen = frame.number
+                if self._scenes.cut(frame.image):
+                    self.new_scene(frame.number)
                 detections = self.recognition.detections
                 self.broadcaster.publish(annotate(frame.image, detections), frame.captured)
                 self.metrics.displayed_frame()

@@ -1,4 +1,5 @@
-"""Where the scanner looks for new faces: where the picture changed, the whole frame after a cut.
+"""Where the scanner looks for new faces: where the picture changed, the whole frame after a cut;
+and when the scene cuts (`SceneWatch`, on every displayed frame).
 
 Finding a 40 px face needs HOG at 2x (`FACE_RATIO` 1, `FACE_LOC_NTU` 1): ~0.35 s for a whole
 1280x720 frame on one core, far too much for every frame. But a face that appears changes the
@@ -6,7 +7,9 @@ picture where it appears (someone walks in, turns to the camera, the scene cuts)
 already on screen are followed (edgeface.tracks). So each scan compares the frame with the last
 scanned one on a 160x90 grey thumbnail (well under 1 ms) and scans at full sensitivity
 
-- the whole frame on the first frame and after a cut (more than CUT_FRACTION of it changed);
+- the whole frame on the first frame and after a cut (`reset()`; the display's SceneWatch sees
+  a cut between two consecutive frames: more than CUT_FRACTION of the thumbnail changed), or
+  when more than that changed since the last scan (a camera pan: faces followed so far stay);
 - otherwise the regions that changed, except those in the column of a followed face (its own
   head and body moving), grown by a face's size;
 - and, when nothing changed, one tile of the frame (of TILES), in turn: a face that was there
@@ -29,13 +32,44 @@ WHOLE_FRACTION = 0.5  # changed regions larger than this share of the frame: sca
 PAD = 48  # px added around a changed region (a face's edge changes before its middle)
 TILES = (3, 2)  # columns x rows of the rotating idle scan
 TILE_OVERLAP = 96  # px tiles overlap by, so that a face on a seam is whole in one tile
+HALVES_OVERLAP = 256  # px the two halves of a shared whole-frame scan overlap by (faces to ~250 px)
 
 
 @dataclass(frozen=True)
 class ScanPlan:
     regions: list[Box]  # where to scan, full-frame pixels
-    cut: bool = False  # a new scene: the faces followed so far are gone
+    whole: bool = False  # the whole frame (first frame, a new scene, a pan)
     idle: bool = False  # nothing changed: one tile of the rotation
+
+
+def thumbnail(bgr: np.ndarray) -> np.ndarray:
+    """The change map's view of `bgr` (HxWx3 uint8): THUMBNAIL-sized, grey, slightly blurred."""
+    import cv2  # noqa: PLC0415
+
+    small = cv2.resize(bgr, THUMBNAIL, interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (3, 3), 0), dtype=np.uint8)
+
+
+def changed(grey: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """1 where two thumbnails differ by more than THRESHOLD, grown by one pixel; else 0."""
+    import cv2  # noqa: PLC0415
+
+    mask = (cv2.absdiff(grey, reference) > THRESHOLD).astype(np.uint8)
+    return np.asarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)), dtype=np.uint8)
+
+
+class SceneWatch:
+    """Tells a scene cut from one frame to the next (well under 1 ms a frame): the faces drawn
+    so far are then someone else's, wherever they were."""
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+
+    def cut(self, bgr: np.ndarray) -> bool:
+        """Whether `bgr` starts a new scene (the first frame does)."""
+        grey = thumbnail(bgr)
+        previous, self._previous = self._previous, grey
+        return previous is None or bool(changed(grey, previous).mean() > CUT_FRACTION)
 
 
 class ScanPlanner:
@@ -46,7 +80,7 @@ class ScanPlanner:
         self._tile = 0
 
     def reset(self) -> None:
-        """The stream was lost: its next frame is scanned whole, as a new scene."""
+        """A new scene (a cut, the stream back): its next frame is scanned whole."""
         self._reference = None
 
     def plan(self, bgr: np.ndarray, followed: Sequence[Box]) -> ScanPlan:
@@ -55,15 +89,13 @@ class ScanPlanner:
 
         height, width = bgr.shape[:2]
         whole = Box(0, width, height, 0)
-        small = cv2.resize(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), THUMBNAIL, interpolation=cv2.INTER_AREA)
-        grey = np.asarray(cv2.GaussianBlur(small, (3, 3), 0), dtype=np.uint8)
+        grey = thumbnail(bgr)
         reference, self._reference = self._reference, grey
         if reference is None:
-            return ScanPlan([whole], cut=True)
-        changed = (cv2.absdiff(grey, reference) > THRESHOLD).astype(np.uint8)
-        mask = cv2.dilate(changed, np.ones((3, 3), np.uint8))
+            return ScanPlan([whole], whole=True)
+        mask = changed(grey, reference)
         if mask.mean() > CUT_FRACTION:
-            return ScanPlan([whole], cut=True)
+            return ScanPlan([whole], whole=True)
         scale_x, scale_y = width / THUMBNAIL[0], height / THUMBNAIL[1]
         zones = [_body_zone(box) for box in followed]
         count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
@@ -79,7 +111,7 @@ class ScanPlanner:
                 regions.append(box)
         regions = _merged(regions)
         if sum(box.width * box.height for box in regions) > WHOLE_FRACTION * width * height:
-            return ScanPlan([whole])
+            return ScanPlan([whole], whole=True)
         if regions:
             return ScanPlan(regions)
         self._tile = (self._tile + 1) % (TILES[0] * TILES[1])
@@ -145,3 +177,13 @@ def _tile(index: int, width: int, height: int) -> Box:
         min(height, (row + 1) * tile_h + TILE_OVERLAP // 2),
         max(0, column * tile_w - TILE_OVERLAP // 2),
     )
+
+
+def halves(region: Box) -> list[Box]:
+    """`region` cut into a left and a right half that overlap by HALVES_OVERLAP px, for two
+    workers to scan at once: a face up to that wide is whole in one of them."""
+    middle = (region.left + region.right) // 2
+    return [
+        Box(region.top, min(region.right, middle + HALVES_OVERLAP // 2), region.bottom, region.left),
+        Box(region.top, region.right, region.bottom, max(region.left, middle - HALVES_OVERLAP // 2)),
+    ]

@@ -27,11 +27,18 @@ from edgeface.values import Box, Detection
 FOLLOW_SIZE = 90.0
 """Face height (px) the follower scales each region to: what HOG finds surely and cheaply."""
 FOLLOW_MARGIN = 0.5
-"""A followed face's region: its box grown by this x its size on every side."""
+"""A followed face's region: its box grown by this x its size on every side ..."""
+FOLLOW_GROWTH = 0.1
+"""... plus this x its size for every frame since the box was seen (a scan's find arrives frames
+late; a face crossing the picture in 2 s moves ~0.1 of its width a frame), up to FOLLOW_REACH."""
+FOLLOW_REACH = 2.0
 HOLD_SECONDS = 0.4
 """A face not found again is still shown this long at its last box (a turn, a blurred frame)."""
 LOST_SECONDS = 1.0
 """A face not found again for this long is gone."""
+FRESH_FRAMES = 2
+"""A face a scan found is shown only once it was found on a frame at most this much older than
+the one drawn on (a whole-frame scan takes several frames: the face may have moved meanwhile)."""
 SAME_FACE = 0.3
 """IoU from which a box is the same face as a track's box."""
 FIRST_ATTEMPTS = 3
@@ -46,6 +53,7 @@ class FaceTrack:
     box: Box
     vote: NameVote
     found_at: float  # clock seconds it was last found
+    followed: bool = False  # the follower has found it at least once
     attempt_at: float = float("-inf")  # clock seconds of its last encoding
     history: collections.deque[tuple[int, Box]] = field(default_factory=lambda: collections.deque(maxlen=90))
 
@@ -54,8 +62,13 @@ class FaceTrack:
         earlier = [box for number, box in self.history if number <= frame_number]
         return earlier[-1] if earlier else self.history[0][1]
 
+    @property
+    def newest(self) -> int:
+        """Number of the newest frame the face was seen on (`box` is where)."""
+        return max(number for number, _ in self.history) if self.history else 0
+
     def seen(self, frame_number: int, box: Box, now: float) -> None:
-        if not self.history or frame_number >= self.history[-1][0]:
+        if not self.history or frame_number >= self.newest:
             self.box = box
         self.history.append((frame_number, box))
         self.found_at = max(self.found_at, now)
@@ -81,14 +94,18 @@ class FaceTracks:
         self.named, self.unknown, self.min_size = named, unknown, min_size
         self.clock = clock
         self._tracks: list[FaceTrack] = []
+        self._scene = 0  # first frame of the current scene: reports on older frames are ignored
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
 
-    def follow_regions(self, size: tuple[int, int]) -> list[FollowRegion]:
-        """Where the follower looks on the next frame of (height, width) `size`, per track."""
+    def follow_regions(self, frame_number: int, size: tuple[int, int]) -> list[FollowRegion]:
+        """Where the follower looks on frame `frame_number` of (height, width) `size`, per track:
+        around its newest box, the wider the older that box is."""
         with self._lock:
             return [
-                FollowRegion(track.id, grown(track.box, FOLLOW_MARGIN, size), _follow_scale(track.box))
+                FollowRegion(
+                    track.id, grown(track.box, _margin(track, frame_number), size), _follow_scale(track.box)
+                )
                 for track in self._tracks
             ]
 
@@ -96,10 +113,13 @@ class FaceTracks:
         """The follower's finds on `frame_number`, per track id (its region's faces)."""
         now = self.clock()
         with self._lock:
+            if frame_number < self._scene:
+                return
             for track in self._tracks:
                 hits = [box for box in found.get(track.id, ()) if box.height >= self.min_size]
                 if hits:
                     track.seen(frame_number, max(hits, key=lambda box: overlap(box, track.box)), now)
+                    track.followed = True
             self._forget(now)
 
     def to_encode(self) -> list[tuple[int, Box]]:
@@ -123,6 +143,8 @@ class FaceTracks:
         people with their distances)."""
         now = self.clock()
         with self._lock:
+            if frame_number < self._scene:
+                return
             for box in found:
                 if box.height >= self.min_size and self._track_on(frame_number, box) is None:
                     new = FaceTrack(next(self._ids), box, NameVote(self.named, self.unknown), now)
@@ -137,19 +159,25 @@ class FaceTracks:
                 if track_id is None:
                     track.seen(frame_number, box, now)
 
-    def cut(self) -> None:
-        """The scene changed: every face is gone."""
+    def cut(self, frame_number: int = 0) -> None:
+        """The scene changed on frame `frame_number`: every face is gone, and what the workers
+        report about earlier frames (still on their way) is ignored."""
         with self._lock:
             self._tracks = []
+            self._scene = max(self._scene, frame_number)
 
-    def shown(self) -> list[Detection]:
-        """The faces to draw now: found within HOLD_SECONDS and tried at least once."""
+    def shown(self, frame_number: int | None = None) -> list[Detection]:
+        """The faces to draw now (on frame `frame_number`): found within HOLD_SECONDS and tried
+        at least once; a face only a scan has found, if it was on a frame at most FRESH_FRAMES
+        older than `frame_number`."""
         now = self.clock()
         with self._lock:
             return [
                 Detection(track.box, track.vote.match())
                 for track in self._tracks
-                if now - track.found_at <= HOLD_SECONDS and track.vote.total
+                if now - track.found_at <= HOLD_SECONDS
+                and track.vote.total
+                and (track.followed or frame_number is None or frame_number - track.newest <= FRESH_FRAMES)
             ]
 
     def _forget(self, now: float) -> None:
@@ -173,6 +201,11 @@ class FaceTracks:
 
     def _by_id(self, track_id: int) -> FaceTrack | None:
         return next((track for track in self._tracks if track.id == track_id), None)
+
+
+def _margin(track: FaceTrack, frame_number: int) -> float:
+    age = max(0, frame_number - track.newest)
+    return min(FOLLOW_REACH, FOLLOW_MARGIN + FOLLOW_GROWTH * age)
 
 
 def _follow_scale(box: Box) -> float:
