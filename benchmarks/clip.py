@@ -2,8 +2,11 @@
 
 Four scenes separated by cuts: faces 40-200 px that pan, zoom, turn (other photos of the same
 person, and in-plane tilts HOG still finds), enter and leave; two at once; Obama (known) and
-Biden (the stranger). Each frame's number is written in its bottom rows as 12 black/white
-blocks, so a displayed frame can be matched with its truth after the stream's round trip.
+Biden (the stranger). In the third scene the camera pans: the textured background and the
+people slide right by PAN px/s (on top of their own moves), so the whole picture changes between
+two scans (not between two frames: no cut).
+Each frame's number is written in its bottom rows as 12 black/white blocks, so a displayed frame
+can be matched with its truth after the stream's round trip.
 """
 
 from __future__ import annotations
@@ -81,6 +84,8 @@ SCENES: list[tuple[float, float, int, list[Path_]]] = [
     ),
 ]
 SECONDS = 30
+PANNED = 2  # index of the scene whose background pans
+PAN = 60.0  # px/s
 CUTS = frozenset(int(start * FPS) for start, *_ in SCENES)
 """Frame numbers that start a scene (frame 0 follows the last scene's end when the clip loops)."""
 
@@ -90,6 +95,10 @@ class ClipBuilder:
         import cv2
         import face_recognition
 
+        # Smooth blobs ~70 px across, +-40 grey levels: a wall the camera pans along.
+        noise = np.random.default_rng(15).normal(size=(10, 50)).astype(np.float32)
+        blobs = cv2.resize(noise, (SIZE[0] + int(PAN * SECONDS), SIZE[1]), interpolation=cv2.INTER_CUBIC)
+        self.texture = np.clip(blobs * 25, -40, 40)
         self.photos: dict[str, tuple[np.ndarray, Box]] = {}
         for name in {face[0] for _, _, _, faces in SCENES for face in faces}:
             bgr = cv2.imread(str(photos / name))
@@ -104,15 +113,23 @@ class ClipBuilder:
 
         width, height = SIZE
         second = number / FPS
-        _, _, grey, faces = next(scene for scene in SCENES if scene[0] <= second < scene[1])
+        scene = next(scene for scene in SCENES if scene[0] <= second < scene[1])
+        _, _, grey, faces = scene
         ramp = np.linspace(-20, 20, width, dtype=np.float32)[None, :, None]
-        image = np.clip(np.full((height, width, 3), grey, np.float32) + ramp, 0, 255).astype(np.uint8)
+        background = np.full((height, width, 3), grey, np.float32) + ramp
+        panned = SCENES.index(scene) == PANNED
+        pan = PAN * (second - scene[0]) if panned else 0.0
+        if panned:
+            start = self.texture.shape[1] - width - int(pan)
+            background += self.texture[:, start : start + width, None]
+        image = np.clip(background, 0, 255).astype(np.uint8)
         truth = []
         for photo, key, first, last, begin, end, tilt in faces:
             if not first <= second < last:
                 continue
             share = (second - first) / (last - first)
             x, y, size = (a + (b - a) * share for a, b in zip(begin, end, strict=True))
+            x += pan
             bgr, box = self.photos[photo]
             scale = size / box.height
             half = int(box.height * 1.4)

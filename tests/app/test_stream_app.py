@@ -113,8 +113,13 @@ def test_the_video_feed_shows_annotated_720p_frames(live: LiveApp) -> None:
 def test_health_readiness_and_metrics(live: LiveApp) -> None:
     assert get_json(f"{live.url}/healthz") == {"status": "ok"}
     assert get_json(f"{live.url}/readyz") == {"ready": True, "reasons": []}
-    with urllib.request.urlopen(f"{live.url}/metrics", timeout=10) as response:
-        text = response.read().decode()
+
+    def metrics() -> str:
+        with urllib.request.urlopen(f"{live.url}/metrics", timeout=10) as response:
+            return str(response.read().decode())
+
+    # Faces are counted per update; a name a scan gives shows before the follower's next update.
+    text = wait_until(lambda: 'name="Barack Obama"' in (text := metrics()) and text, 10, "Obama counted")
     for metric in (
         "edgeface_frames_in_total",
         "edgeface_frames_recognised_total",

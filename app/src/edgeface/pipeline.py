@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 
 NO_SIGNAL_INTERVAL = 0.5  # seconds between "no signal" frames
 IDLE_SECONDS = 0.3  # the scanner's pause between tiles while nothing changes
+SCAN_DUTY = 0.5  # most of its time the scanner spends scanning while the picture keeps changing
 INFER_SECONDS = 30.0  # longest a worker may take over one frame before its loop counts as stuck
 STOP_SECONDS = 1.2  # the whole pipeline's shutdown deadline: `edgeface serve` ends within 2 s of SIGTERM
 
@@ -142,7 +143,9 @@ class WorkerSlot:
         return True
 
     def infer(self, image: np.ndarray, job: Job = None) -> InferenceResult | None:
-        """The worker's result, or None when it failed (it is then restarted)."""
+        """The worker's result, or None when it failed (it is then restarted) or is down."""
+        if not self.ready:  # died during this step: its loop restarts it
+            return None
         try:
             return self.worker.infer(image, job)
         except InferenceError as error:
@@ -199,7 +202,7 @@ class InferenceLoop:
         if frame is None and self.pipeline.source.status().state != LIVE:
             self.pipeline.show(Recognition())  # boxes of a vanished stream mean nothing
             self.pipeline.tracks.cut()
-            self.pipeline.lost_stream()
+            self.pipeline.scan_whole_next()
         return frame
 
     def infer(self, frame: Frame, job: Job) -> InferenceResult | None:
@@ -252,10 +255,12 @@ class FollowLoop(InferenceLoop):
 
 
 class ScanLoop(InferenceLoop):
-    """Back to back while the picture changes: scans where new faces may be (edgeface.scanning)
-    and makes the recognition attempts the faces on screen are due; one tile every IDLE_SECONDS
-    while nothing changes. The whole frame of a new scene (nobody followed yet) is shared with
-    the `helper` slot's worker (the follower's, idle then): each scans one half."""
+    """While the picture changes: scans where new faces may be (edgeface.scanning) and makes the
+    recognition attempts the faces on screen are due, resting as long as it scanned (SCAN_DUTY:
+    a pan or a crowd rescanned whole costs at most half a core), but not after a cut; one tile
+    every IDLE_SECONDS while nothing changes. The whole frame of a new scene (nobody followed
+    yet) is shared with the `helper` slot's worker (the follower's, idle then): each scans one
+    half."""
 
     def __init__(self, pipeline: Pipeline, slot: WorkerSlot, helper: WorkerSlot | None = None) -> None:
         super().__init__(pipeline, slot)
@@ -281,8 +286,9 @@ class ScanLoop(InferenceLoop):
         pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=plan.whole)
         if result.attempts:  # new names show now, not at the next update
             self.show_names(frame)
-        if plan.idle and not due:
-            pipeline.stopping.wait(IDLE_SECONDS)
+        rest = IDLE_SECONDS if plan.idle and not due else result.seconds * (1 / SCAN_DUTY - 1)
+        if pipeline.scene_cut.wait(min(rest, IDLE_SECONDS * 2)):
+            pipeline.scene_cut.clear()
 
     def show_names(self, scanned: Frame) -> None:
         """Show the names of a scan of `scanned` now. When the stream has moved on since (a long
@@ -290,11 +296,7 @@ class ScanLoop(InferenceLoop):
         a few ms): they may have moved (edgeface.tracks shows no box that old)."""
         pipeline = self.pipeline
         newest = pipeline.source.latest()
-        if (
-            newest is not None
-            and newest.number > scanned.number + FRESH_FRAMES
-            and pipeline.claims.claim(newest.number)
-        ):
+        if newest is not None and newest.number > scanned.number + FRESH_FRAMES:
             seconds = self.follow(newest)
             if seconds is not None:
                 shown = pipeline.tracks.shown(newest.number)
@@ -319,8 +321,9 @@ class ScanLoop(InferenceLoop):
         thread.start()
         own = self.infer(frame, replace(job, regions=[mine]))
         thread.join()
-        if own is None or lent[0] is None:
-            return own or lent[0]
+        if own is None or lent[0] is None:  # a worker died: the next step scans a frame whole
+            self.pipeline.scan_whole_next()
+            return None
         return combined(own, lent[0])
 
 
@@ -352,6 +355,7 @@ class Pipeline:
         self._planner = ScanPlanner()
         self._planner_lock = threading.Lock()
         self._scenes = SceneWatch()
+        self.scene_cut = threading.Event()  # set on a cut and at stop: the scanner's rest ends
         self.recognition = Recognition()
         self._show_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -387,6 +391,7 @@ class Pipeline:
             return max(0.0, deadline - time.monotonic())
 
         self.stopping.set()
+        self.scene_cut.set()
         self.liveness.end()
         for worker in self.workers:
             worker.close_input()  # all at once: each finishes its frame and exits, in parallel
@@ -415,8 +420,8 @@ class Pipeline:
         with self._planner_lock:
             return self._planner.plan(image, followed)
 
-    def lost_stream(self) -> None:
-        """The stream is away: the first frame back is scanned whole."""
+    def scan_whole_next(self) -> None:
+        """The next scan is of the whole frame (the stream is back, a new scene)."""
         with self._planner_lock:
             self._planner.reset()
 
@@ -425,7 +430,8 @@ class Pipeline:
         is drawn from this frame on until found again, and the frame is scanned whole."""
         self.tracks.cut(frame_number)
         self.show(Recognition(frame_number=frame_number), update=False)
-        self.lost_stream()
+        self.scan_whole_next()
+        self.scene_cut.set()
 
     def show(self, recognition: Recognition, update: bool = True) -> None:
         """Draw `recognition`'s faces from now on (unless a newer frame's are shown); an `update`
