@@ -5,7 +5,8 @@
 Prints, from one run, as ratios over the clip's faces >= 40 px:
 - recall: the 0.2-s slots where Obama is visible in which he is shown named, and the slots where
   the stranger is visible in which he is shown as Unknown;
-- false names: shown boxes with a name that is not the face's (of all shown boxes);
+- false names: shown boxes with a name that is not the face's (of all shown boxes), and flips: a
+  face shown rightly, then with another label (Obama as Unknown, the stranger as Obama);
 - time to name p50/p95: from a face's first frame to the first displayed frame that names it;
 - frames/s with both faces of a two-face frame named correctly;
 - CPU s/s of the app (process + inference workers) while the clip plays.
@@ -46,14 +47,20 @@ def evaluate(passes: list[dict[int, list[Any]]], truth: list[list[Any]], fps: in
 
     Recall and time to name count the faces >= 40 px whole in the frame (`Face.counted`); a false
     name is a shown box named as someone it is not: a name on a box near no face drawn in the
-    frame (counted or not: a half-visible Obama named Obama is right), or near another person."""
+    frame (counted or not: a half-visible Obama named Obama is right), or near another person; a
+    flip is a face shown with its right label and then, in the same scene, with another one."""
+    from benchmarks.clip import CUTS
+
     slots: dict[tuple[int, int, str], bool] = {}
-    false_names = boxes = both_right = both_frames = 0
+    false_names = boxes = both_right = both_frames = flips = 0
     delays = []
     for index, shown in enumerate(passes):
+        right_before: dict[str, bool] = {}  # each person: shown with the right label last time
         for number, everyone in enumerate(truth):
             faces = [face for face in everyone if face.counted]
             detections = shown.get(number)
+            if number in CUTS:
+                right_before = {}
             if detections is None:
                 continue
             right = 0
@@ -62,6 +69,10 @@ def evaluate(passes: list[dict[int, list[Any]]], truth: list[list[Any]], fps: in
                 hit = named_on(detections, face)
                 slots[slot] = slots.get(slot, False) or hit
                 right += hit
+                label = next((item.match.name for item in detections if near(item.box, face.box)), None)
+                if label is not None:  # a face not drawn for a frame does not flip
+                    flips += right_before.get(face.label, False) and label != face.label
+                    right_before[face.label] = label == face.label
             for item in detections:
                 boxes += 1
                 owner = next((face for face in everyone if near(item.box, face.box)), None)
@@ -83,6 +94,7 @@ def evaluate(passes: list[dict[int, list[Any]]], truth: list[list[Any]], fps: in
         "stranger_recall": recall("Unknown"),
         "false_names": false_names / max(boxes, 1),
         "false_count": false_names,
+        "flips": flips,
         "both_per_s": both_right / max(both_frames, 1) * fps,
         "ttn_p50": seconds[len(seconds) // 2] if seconds else math.nan,
         "ttn_p95": seconds[math.ceil(len(seconds) * 0.95) - 1] if seconds else math.nan,
@@ -251,7 +263,7 @@ def main() -> None:
         print(
             f"{name:36s} known named {score['known_recall']:.3f} of slots, stranger Unknown"
             f" {score['stranger_recall']:.3f}, false names {score['false_names']:.4f}"
-            f" ({score['false_count']:.0f}),"
+            f" ({score['false_count']:.0f}), flips {score['flips']},"
             f" time to name p50 {score['ttn_p50']:.2f} s p95 {score['ttn_p95']:.2f} s"
             f" ({score['named_appearances']:.0f}/{score['appearances']:.0f} named),"
             f" both named {score['both_per_s']:.2f} frames/s, CPU s/s {cpu:.3f}"

@@ -57,7 +57,9 @@ def live(rtmp: RtmpServer, publisher: Publisher, obama_model: Path) -> Iterator[
     pipeline = Pipeline(config).start()
     with AppServer(create_app(config, pipeline)) as server:
         app = LiveApp(server.url, pipeline)
-        wait_until(lambda: "Barack Obama" in app.status()["names"], 120, "Obama to be named")
+        # Both faces on screen: the halves of a new scene's scan report one at a time.
+        both = ["Barack Obama", "Unknown"]
+        wait_until(lambda: app.status()["names"] == both, 120, "Obama and the stranger to be named")
         yield app
     pipeline.stop()
 

@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
@@ -109,26 +109,6 @@ class InferenceResult:
     found: list[Box] = field(default_factory=list)  # SCAN: faces found
     attempts: list[Attempt] = field(default_factory=list)  # SCAN: recognition attempts
     followed: dict[int, list[Box]] = field(default_factory=dict)  # FOLLOW: faces per track id
-
-
-def combined(first: InferenceResult, second: InferenceResult) -> InferenceResult:
-    """Two scans of one frame (two halves) as one: a face both found (IoU >= SAME_FACE) once."""
-
-    def new(box: Box, kept: Sequence[Box]) -> bool:
-        return all(overlap(box, other) < SAME_FACE for other in kept)
-
-    found = first.found + [box for box in second.found if new(box, first.found)]
-    tried = [item.box for item in first.attempts if item.track is None]
-    attempts = first.attempts + [
-        item for item in second.attempts if item.track is not None or new(item.box, tried)
-    ]
-    return replace(
-        first,
-        seconds=first.seconds + second.seconds,
-        encoded=first.encoded + second.encoded,
-        found=found,
-        attempts=attempts,
-    )
 
 
 def analyse(rgb: np.ndarray, detector: Detector, recogniser: Recogniser) -> list[Detection]:

@@ -42,7 +42,6 @@ from edgeface.inference import (
     Job,
     ModelInfo,
     ScanJob,
-    combined,
 )
 from edgeface.liveness import Heartbeat, Liveness
 from edgeface.metrics import PipelineCollector, PipelineMetrics
@@ -209,14 +208,16 @@ class InferenceLoop:
         self.heartbeat.beat(INFER_SECONDS)
         return self.slot.infer(frame.image, job)
 
-    def follow(self, frame: Frame) -> float | None:
-        """Re-detect the faces on screen on `frame` around where they were; the worker's seconds
-        (0 with nobody on screen), None when it failed."""
+    def follow(self, frame: Frame, slot: WorkerSlot | None = None) -> float | None:
+        """Re-detect the faces on screen on `frame` around where they were (on `slot`'s worker,
+        by default this loop's); the worker's seconds (0 with nobody on screen), None when it
+        failed."""
         tracks = self.pipeline.tracks
         regions = tracks.follow_regions(frame.number, frame.image.shape[:2])
         if not regions:
             return 0.0
-        result = self.infer(frame, FollowJob(regions))
+        job = FollowJob(regions)
+        result = self.infer(frame, job) if slot in (None, self.slot) else slot.infer(frame.image, job)
         if result is None:
             return None
         tracks.followed(frame.number, result.followed)
@@ -278,26 +279,55 @@ class ScanLoop(InferenceLoop):
         plan = pipeline.planner(frame.image, followed)
         due = pipeline.tracks.to_encode()
         job = ScanJob(plan.regions, due, followed)
-        result = self.scan_shared(frame, job) if plan.whole and not followed else self.infer(frame, job)
-        if result is None:
+        if plan.whole and not followed and self.helper is not None and self.helper.ready:
+            seconds = self.scan_shared(frame, job, self.helper)
+        else:
+            seconds = self.report(frame, self.infer(frame, job), self.slot, whole=plan.whole)
+        if seconds is None:
             return
-        attempts = [(item.track, item.box, item.candidates) for item in result.attempts]
-        pipeline.tracks.scanned(frame.number, result.found, attempts)
-        pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=plan.whole)
-        if result.attempts:  # new names show now, not at the next update
-            self.show_names(frame)
-        rest = IDLE_SECONDS if plan.idle and not due else result.seconds * (1 / SCAN_DUTY - 1)
+        rest = IDLE_SECONDS if plan.idle and not due else seconds * (1 / SCAN_DUTY - 1)
         if pipeline.scene_cut.wait(min(rest, IDLE_SECONDS * 2)):
             pipeline.scene_cut.clear()
 
-    def show_names(self, scanned: Frame) -> None:
+    def scan_shared(self, frame: Frame, job: ScanJob, helper: WorkerSlot) -> float | None:
+        """`job`'s one region scanned half by this worker, half by the `helper`'s, each half's
+        faces reported (and named) as soon as its worker is done; this worker's seconds."""
+        mine, theirs = halves(job.regions[0])
+
+        def scan_theirs() -> None:
+            self.report(frame, helper.infer(frame.image, ScanJob([theirs])), helper, whole=True)
+
+        thread = threading.Thread(target=scan_theirs, name=f"{self.slot.name}-helper", daemon=True)
+        thread.start()
+        seconds = self.report(frame, self.infer(frame, replace(job, regions=[mine])), self.slot, whole=True)
+        thread.join()
+        return seconds
+
+    def report(
+        self, frame: Frame, result: InferenceResult | None, slot: WorkerSlot, whole: bool
+    ) -> float | None:
+        """Hand a scan of `frame` (made by `slot`'s worker) to the tracks and show the names it
+        gave; its seconds, or None when the worker failed (the next scan is then whole)."""
+        pipeline = self.pipeline
+        if result is None:
+            pipeline.scan_whole_next()
+            return None
+        attempts = [(item.track, item.box, item.candidates) for item in result.attempts]
+        pipeline.tracks.scanned(frame.number, result.found, attempts)
+        pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=whole)
+        if result.attempts:  # new names show now, not at the next update
+            self.show_names(frame, slot)
+        return result.seconds
+
+    def show_names(self, scanned: Frame, slot: WorkerSlot) -> None:
         """Show the names of a scan of `scanned` now. When the stream has moved on since (a long
-        scan), its new faces are found again on the newest frame first (as the follower would,
-        a few ms): they may have moved (edgeface.tracks shows no box that old)."""
+        scan), its new faces are found again on the newest frame first (by `slot`'s worker, as
+        the follower would, a few ms): they may have moved (edgeface.tracks shows no box that
+        old)."""
         pipeline = self.pipeline
         newest = pipeline.source.latest()
         if newest is not None and newest.number > scanned.number + FRESH_FRAMES:
-            seconds = self.follow(newest)
+            seconds = self.follow(newest, slot)
             if seconds is not None:
                 shown = pipeline.tracks.shown(newest.number)
                 pipeline.show(Recognition(shown, newest.number, newest.captured, seconds), update=False)
@@ -305,26 +335,6 @@ class ScanLoop(InferenceLoop):
         recognition = pipeline.recognition
         shown = pipeline.tracks.shown(recognition.frame_number)
         pipeline.show(replace(recognition, detections=shown), update=False)
-
-    def scan_shared(self, frame: Frame, job: ScanJob) -> InferenceResult | None:
-        """`job` (one region) scanned half by this worker, half by the helper's when it is up."""
-        helper = self.helper
-        if helper is None or not helper.ready or len(job.regions) != 1:
-            return self.infer(frame, job)
-        mine, theirs = halves(job.regions[0])
-        lent: list[InferenceResult | None] = [None]
-
-        def scan_theirs() -> None:
-            lent[0] = helper.infer(frame.image, ScanJob([theirs]))
-
-        thread = threading.Thread(target=scan_theirs, name=f"{self.slot.name}-helper", daemon=True)
-        thread.start()
-        own = self.infer(frame, replace(job, regions=[mine]))
-        thread.join()
-        if own is None or lent[0] is None:  # a worker died: the next step scans a frame whole
-            self.pipeline.scan_whole_next()
-            return None
-        return combined(own, lent[0])
 
 
 class Pipeline:
