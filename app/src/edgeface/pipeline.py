@@ -208,21 +208,50 @@ class InferenceLoop:
         self.heartbeat.beat(INFER_SECONDS)
         return self.slot.infer(frame.image, job)
 
-    def follow(self, frame: Frame, slot: WorkerSlot | None = None) -> float | None:
-        """Re-detect the faces on screen on `frame` around where they were (on `slot`'s worker,
-        by default this loop's); the worker's seconds (0 with nobody on screen), None when it
-        failed."""
+    def follow(self, frame: Frame) -> float | None:
+        """Re-detect the faces on screen on `frame` around where they were; the worker's seconds
+        (0 with nobody on screen), None when it failed."""
         tracks = self.pipeline.tracks
         regions = tracks.follow_regions(frame.number, frame.image.shape[:2])
         if not regions:
             return 0.0
         job = FollowJob(regions)
-        result = self.infer(frame, job) if slot in (None, self.slot) else slot.infer(frame.image, job)
+        result = self.infer(frame, job)
         if result is None:
             return None
         tracks.followed(frame.number, result.followed)
         self.pipeline.metrics.work(result.seconds)
         return result.seconds
+
+    def report(self, frame: Frame, result: InferenceResult | None, whole: bool) -> float | None:
+        """Hand a scan of `frame` to the tracks and show the names it gave; its seconds, or None
+        when the worker failed (the next scan is then whole)."""
+        pipeline = self.pipeline
+        if result is None:
+            pipeline.scan_whole_next()
+            return None
+        attempts = [(item.track, item.box, item.candidates) for item in result.attempts]
+        pipeline.tracks.scanned(frame.number, result.found, attempts)
+        pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=whole)
+        if result.attempts:  # new names show now, not at the next update
+            self.show_names(frame)
+        return result.seconds
+
+    def show_names(self, scanned: Frame) -> None:
+        """Show the names of a scan of `scanned` now. When the stream has moved on since (a long
+        scan), its new faces are found again on the newest frame first (as the follower would,
+        a few ms): they may have moved (edgeface.tracks shows no box that old)."""
+        pipeline = self.pipeline
+        newest = pipeline.source.latest()
+        if newest is not None and newest.number > scanned.number + FRESH_FRAMES:
+            seconds = self.follow(newest)
+            if seconds is not None:
+                shown = pipeline.tracks.shown(newest.number)
+                pipeline.show(Recognition(shown, newest.number, newest.captured, seconds), update=False)
+            return
+        recognition = pipeline.recognition
+        shown = pipeline.tracks.shown(recognition.frame_number)
+        pipeline.show(replace(recognition, detections=shown), update=False)
 
 
 class AutoLoop(InferenceLoop):
@@ -241,7 +270,9 @@ class AutoLoop(InferenceLoop):
 
 class FollowLoop(InferenceLoop):
     """Every update (up to VIDEO_PROCESSING_FPS): re-detects the faces on screen around where they
-    were (edgeface.tracks) and shows them with their voted names."""
+    were (edgeface.tracks) and shows them with their voted names. On the first frame of a new
+    scene (nobody to follow) it scans the right half of the frame, while the scanner scans the
+    left one as soon as it is free."""
 
     def step(self) -> None:
         pipeline = self.pipeline
@@ -249,6 +280,9 @@ class FollowLoop(InferenceLoop):
         frame = self.newer_frame(pipeline.claims.claimed)
         if frame is None or not pipeline.claims.claim(frame.number):
             return
+        if pipeline.take_half():
+            whole = Box(0, frame.image.shape[1], frame.image.shape[0], 0)
+            self.report(frame, self.infer(frame, ScanJob([halves(whole)[1]])), whole=True)
         seconds = self.follow(frame)
         if seconds is not None:
             shown = pipeline.tracks.shown(frame.number)
@@ -259,14 +293,13 @@ class ScanLoop(InferenceLoop):
     """While the picture changes: scans where new faces may be (edgeface.scanning) and makes the
     recognition attempts the faces on screen are due, resting as long as it scanned (SCAN_DUTY:
     a pan or a crowd rescanned whole costs at most half a core), but not after a cut; one tile
-    every IDLE_SECONDS while nothing changes. The whole frame of a new scene (nobody followed
-    yet) is shared with the `helper` slot's worker (the follower's, idle then): each scans one
-    half."""
+    every IDLE_SECONDS while nothing changes. Of a new scene it scans the left half when the
+    `follower` slot's worker is up to scan the right one."""
 
-    def __init__(self, pipeline: Pipeline, slot: WorkerSlot, helper: WorkerSlot | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, slot: WorkerSlot, follower: WorkerSlot | None = None) -> None:
         super().__init__(pipeline, slot)
         self.interval = IDLE_SECONDS
-        self.helper = helper
+        self.follower = follower
         self.scanned = 0  # number of the last frame this loop scanned
 
     def step(self) -> None:
@@ -277,64 +310,18 @@ class ScanLoop(InferenceLoop):
         self.scanned = frame.number
         followed = pipeline.tracks.boxes()
         plan = pipeline.planner(frame.image, followed)
+        regions = plan.regions
+        if plan.new and self.follower is not None and self.follower.ready:
+            regions = [halves(regions[0])[0]]  # the follower scans the other half
+        elif plan.new:
+            pipeline.take_half()  # no follower to share with: this scan is whole
         due = pipeline.tracks.to_encode()
-        job = ScanJob(plan.regions, due, followed)
-        if plan.whole and not followed and self.helper is not None and self.helper.ready:
-            seconds = self.scan_shared(frame, job, self.helper)
-        else:
-            seconds = self.report(frame, self.infer(frame, job), self.slot, whole=plan.whole)
+        seconds = self.report(frame, self.infer(frame, ScanJob(regions, due, followed)), whole=plan.whole)
         if seconds is None:
             return
         rest = IDLE_SECONDS if plan.idle and not due else seconds * (1 / SCAN_DUTY - 1)
         if pipeline.scene_cut.wait(min(rest, IDLE_SECONDS * 2)):
             pipeline.scene_cut.clear()
-
-    def scan_shared(self, frame: Frame, job: ScanJob, helper: WorkerSlot) -> float | None:
-        """`job`'s one region scanned half by this worker, half by the `helper`'s, each half's
-        faces reported (and named) as soon as its worker is done; this worker's seconds."""
-        mine, theirs = halves(job.regions[0])
-
-        def scan_theirs() -> None:
-            self.report(frame, helper.infer(frame.image, ScanJob([theirs])), helper, whole=True)
-
-        thread = threading.Thread(target=scan_theirs, name=f"{self.slot.name}-helper", daemon=True)
-        thread.start()
-        seconds = self.report(frame, self.infer(frame, replace(job, regions=[mine])), self.slot, whole=True)
-        thread.join()
-        return seconds
-
-    def report(
-        self, frame: Frame, result: InferenceResult | None, slot: WorkerSlot, whole: bool
-    ) -> float | None:
-        """Hand a scan of `frame` (made by `slot`'s worker) to the tracks and show the names it
-        gave; its seconds, or None when the worker failed (the next scan is then whole)."""
-        pipeline = self.pipeline
-        if result is None:
-            pipeline.scan_whole_next()
-            return None
-        attempts = [(item.track, item.box, item.candidates) for item in result.attempts]
-        pipeline.tracks.scanned(frame.number, result.found, attempts)
-        pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=whole)
-        if result.attempts:  # new names show now, not at the next update
-            self.show_names(frame, slot)
-        return result.seconds
-
-    def show_names(self, scanned: Frame, slot: WorkerSlot) -> None:
-        """Show the names of a scan of `scanned` now. When the stream has moved on since (a long
-        scan), its new faces are found again on the newest frame first (by `slot`'s worker, as
-        the follower would, a few ms): they may have moved (edgeface.tracks shows no box that
-        old)."""
-        pipeline = self.pipeline
-        newest = pipeline.source.latest()
-        if newest is not None and newest.number > scanned.number + FRESH_FRAMES:
-            seconds = self.follow(newest, slot)
-            if seconds is not None:
-                shown = pipeline.tracks.shown(newest.number)
-                pipeline.show(Recognition(shown, newest.number, newest.captured, seconds), update=False)
-            return
-        recognition = pipeline.recognition
-        shown = pipeline.tracks.shown(recognition.frame_number)
-        pipeline.show(replace(recognition, detections=shown), update=False)
 
 
 class Pipeline:
@@ -364,6 +351,7 @@ class Pipeline:
         self.tracks = FaceTracks(tolerance, config.face_unknown_distance, config.face_min_size)
         self._planner = ScanPlanner()
         self._planner_lock = threading.Lock()
+        self._half_pending = False  # a new scene's right half is the follower's to scan
         self._scenes = SceneWatch()
         self.scene_cut = threading.Event()  # set on a cut and at stop: the scanner's rest ends
         self.recognition = Recognition()
@@ -379,7 +367,7 @@ class Pipeline:
         for slot in self.slots:
             loop = loops[self.mode_of(slot.index)](self, slot)
             if isinstance(loop, ScanLoop) and slot.index == 1:
-                loop.helper = self.slots[0]  # the follower's worker: idle in a new scene
+                loop.follower = self.slots[0]  # shares a new scene's scan
             thread = threading.Thread(target=loop.run, name=slot.name, daemon=True)
             self.liveness.heartbeat(slot.name).attach(thread, slot.worker.start_timeout)
             thread.start()
@@ -431,9 +419,17 @@ class Pipeline:
             return self._planner.plan(image, followed)
 
     def scan_whole_next(self) -> None:
-        """The next scan is of the whole frame (the stream is back, a new scene)."""
+        """The next scan is of the whole frame (the stream is back, a new scene): the follower
+        scans the right half of its next frame, the scanner the left (edgeface.scanning.halves)."""
         with self._planner_lock:
             self._planner.reset()
+            self._half_pending = self.mode_of(0) == FOLLOW
+
+    def take_half(self) -> bool:
+        """Whether the right half of a new scene is still to scan (it is taken: True once)."""
+        with self._planner_lock:
+            pending, self._half_pending = self._half_pending, False
+            return pending
 
     def new_scene(self, frame_number: int) -> None:
         """The scene cut on frame `frame_number`: its faces are not the ones followed so far. None

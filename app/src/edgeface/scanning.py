@@ -32,13 +32,14 @@ WHOLE_FRACTION = 0.5  # changed regions larger than this share of the frame: sca
 PAD = 48  # px added around a changed region (a face's edge changes before its middle)
 TILES = (3, 2)  # columns x rows of the rotating idle scan
 TILE_OVERLAP = 96  # px tiles overlap by, so that a face on a seam is whole in one tile
-HALVES_OVERLAP = 256  # px the two halves of a shared whole-frame scan overlap by (faces to ~250 px)
+HALVES_OVERLAP = 256  # px the two halves of a new scene's scan overlap by (faces to ~250 px)
 
 
 @dataclass(frozen=True)
 class ScanPlan:
     regions: list[Box]  # where to scan, full-frame pixels
     whole: bool = False  # the whole frame (first frame, a new scene, a pan)
+    new: bool = False  # a new scene (first frame, after reset()): nothing followed is in it
     idle: bool = False  # nothing changed: one tile of the rotation
 
 
@@ -92,7 +93,7 @@ class ScanPlanner:
         grey = thumbnail(bgr)
         reference, self._reference = self._reference, grey
         if reference is None:
-            return ScanPlan([whole], whole=True)
+            return ScanPlan([whole], whole=True, new=True)
         mask = changed(grey, reference)
         if mask.mean() > CUT_FRACTION:
             return ScanPlan([whole], whole=True)
