@@ -2,17 +2,22 @@
 
 The names and, where they work, the defaults are the original demo's. One default departs:
 
-`FACE_RATIO` defaults to **0.5** (the seed's 0.25 finds no face in our test video). With HOG,
-dlib's smallest face is about 80 px at the scale it scans, and `FACE_LOC_NTU=1` doubles the image,
-so the effective scale ratio x 2^NTU must reach ~1 for the 60-90 px faces of a 1280x720 frame.
-Measured on a 1280x720 frame of real photos with faces 87 px and 72 px tall (HOG, one core):
+`FACE_RATIO` defaults to **1** (the seed's 0.25 finds no face under ~140 px in a 720p frame).
+With HOG, dlib's smallest face is about 80 px at the scale it scans, and `FACE_LOC_NTU=1` doubles
+the image, so ratio x 2^NTU = 2 finds every frontal face from 40 px. Measured on a 1280x720
+frame of real photos with faces 87 px and 72 px tall (HOG, one core):
 
-    FACE_RATIO  FACE_LOC_NTU   time     faces found
-    0.25        1              27 ms    0     (the seed's default)
-    0.5         0              24 ms    0
-    0.5         1              94 ms    2     (our default)
-    1.0         0              87 ms    2
-    1.0         2            2000 ms    2     (the seed's deployed setting)
+    FACE_RATIO  FACE_LOC_NTU   time     smallest face found
+    0.25        1              27 ms    ~160 px   (the seed's default: none of the two)
+    0.5         1              94 ms    ~80 px
+    1.0         1             340 ms    ~40 px    (our default; the scanner's sensitivity)
+    1.0         2            2000 ms    ~20 px    (the seed's deployed setting)
+
+A whole frame at our default is scanned only on a new scene (shared by both workers);
+otherwise the scanner looks where the picture changed (edgeface.scanning) and the follower
+re-detects each face around its last box, scaled to ~90 px (edgeface.tracks). On the labelled
+clip of `python -m benchmarks recognition` that costs 0.67-0.71 CPU s/s in all (three runs,
+README).
 
 `VIDEO_PROCESSING_FPS` defaults to **15** instead of the seed's 1. The seed needed a whole core for
 1 recognition a second; here a follower re-detects the faces around where they were (a few ms) and

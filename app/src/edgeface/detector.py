@@ -2,8 +2,8 @@
 
 The frame is scaled by `ratio` before detection (cheaper), then dlib upsamples it `upsample`
 times (finds smaller faces); boxes come back in pixels of the full-size frame. dlib's smallest
-HOG face is ~80 px at the scale it scans, so ratio x 2**upsample must be about 1 for faces of
-60-90 px: the default (0.5, 1) finds them; the seed's (0.25, 1) does not (see edgeface.config).
+HOG face is ~80 px at the scale it scans, so ratio x 2**upsample = 2 finds faces from 40 px: the
+default (1, 1) does, the seed's (0.25, 1) finds none under ~160 px (see edgeface.config).
 """
 
 from __future__ import annotations
