@@ -17,7 +17,11 @@ def test_no_settings_gives_the_documented_defaults() -> None:
     assert config.video_device_id is None
     assert (config.frame_width, config.frame_height) == (1280, 720)
     assert (config.face_loc_model, config.face_loc_ntu) == ("hog", 1)
-    assert config.face_ratio == 0.5  # departs from the seed's 0.25, which finds no 60-90 px face
+    assert (
+        config.face_ratio == 1.0
+    )  # scale 1 x 2^1: faces down to 40 px (the seed's 0.25 finds none under 140)
+    assert config.face_min_size == 40
+    assert config.face_unknown_distance is None  # unset: the tolerance + 0.1
     assert config.video_processing_fps == 15.0  # departs from the seed's 1: >= 10 named updates/s
     assert config.face_tolerance is None  # unset: the tolerance recorded in the model
     assert config.log_level == "INFO"
@@ -68,6 +72,9 @@ def test_the_seed_names_are_read() -> None:
         ("FACE_TRACK_SECONDS", "always", "[0, 10]"),
         ("INFERENCE_WORKERS", "0", "1..8"),
         ("INFERENCE_WORKERS", "two", "1..8"),
+        ("FACE_MIN_SIZE", "8", "16..1000"),
+        ("FACE_MIN_SIZE", "big", "16..1000"),
+        ("FACE_UNKNOWN_DISTANCE", "0", "(0, 1.5]"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_it_accepts(variable: str, value: str, accepted: str) -> None:
@@ -84,6 +91,12 @@ def test_tracking_and_workers_are_read() -> None:
     config = load_config({"FACE_TRACK_SECONDS": "0", "INFERENCE_WORKERS": "1"})
 
     assert (config.face_track_seconds, config.inference_workers) == (0.0, 1)
+
+
+def test_naming_thresholds_and_minimum_size_are_read() -> None:
+    config = load_config({"FACE_MIN_SIZE": "60", "FACE_UNKNOWN_DISTANCE": "0.75"})
+
+    assert (config.face_min_size, config.face_unknown_distance) == (60, 0.75)
 
 
 def test_empty_values_mean_the_default() -> None:

@@ -155,7 +155,9 @@ def test_missing_model_app_detects_faces_and_readyz_says_why(
     try:
         client = create_app(config, pipeline).test_client()
         status = wait_until(
-            lambda: (s := client.get("/api/status").get_json())["detections"] and s, 120, "faces detected"
+            lambda: len((s := client.get("/api/status").get_json())["detections"]) == 2 and s,
+            120,
+            "both faces detected",
         )
         readyz = client.get("/readyz")
     finally:
@@ -202,7 +204,9 @@ def test_a_zip_bomb_leaves_the_app_running_with_unknown_faces_and_readyz_saying_
     pipeline.start()
     try:
         status = wait_until(
-            lambda: (s := client.get("/api/status").get_json())["detections"] and s, 120, "faces detected"
+            lambda: len((s := client.get("/api/status").get_json())["detections"]) == 2 and s,
+            120,
+            "both faces detected",
         )
         readyz, healthz = client.get("/readyz"), client.get("/healthz")
     finally:

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 
 from edgeface.detector import Detector, overlap
-from edgeface.inference import analyse
 from edgeface.model import load_model
 from edgeface.recogniser import Recogniser
-from edgeface.tracker import STALE_AFTER, TrackedResult, Tracker
+from edgeface.tracker import TrackedResult, Tracker
 from edgeface.values import Box
 from servers import face_frame
 
@@ -118,30 +117,6 @@ def test_tracking_off_detects_and_encodes_every_update(
     for _ in range(2):
         result = tracker.analyse(frame)
         assert (result.full_frame, result.encoded, names(result)) == (True, 2, ["Barack Obama", "Unknown"])
-
-
-def test_a_follower_keeps_the_names_of_the_last_scan_without_encoding(
-    tracker: Tracker, clock: Clock, frame: np.ndarray
-) -> None:
-    scan = analyse(frame, tracker.detector, tracker.recogniser)
-    assert tracker.follow(frame).detections == []  # no scan yet: nothing to follow
-
-    tracker.reseed(scan, named_at=clock.now)
-    clock.now += 0.5
-    moved = np.roll(frame, (4, 6), axis=(0, 1))
-    followed = tracker.follow(moved)
-    assert (followed.full_frame, followed.encoded, names(followed)) == (False, 0, ["Barack Obama", "Unknown"])
-    assert [item.match for item in followed.detections] == [item.match for item in scan]
-
-    clock.now += 0.5
-    tracker.reseed(scan[:1], named_at=clock.now)  # the next scan finds Obama only: Biden left
-    assert [(track.box, track.match) for track in tracker.tracks] == [
-        (followed.detections[0].box, scan[0].match)  # the followed (newer) box, the scan's name
-    ]
-    assert names(tracker.follow(moved)) == ["Barack Obama"]
-
-    clock.now += STALE_AFTER  # no scan for STALE_AFTER x track_seconds: the names are too old to show
-    assert tracker.follow(moved).detections == []
 
 
 def test_overlap_is_intersection_over_union() -> None:

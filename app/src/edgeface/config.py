@@ -2,17 +2,22 @@
 
 The names and, where they work, the defaults are the original demo's. One default departs:
 
-`FACE_RATIO` defaults to **0.5** (the seed's 0.25 finds no face in our test video). With HOG,
-dlib's smallest face is about 80 px at the scale it scans, and `FACE_LOC_NTU=1` doubles the image,
-so the effective scale ratio x 2^NTU must reach ~1 for the 60-90 px faces of a 1280x720 frame.
-Measured on a 1280x720 frame of real photos with faces 87 px and 72 px tall (HOG, one core):
+`FACE_RATIO` defaults to **1** (the seed's 0.25 finds no face under ~140 px in a 720p frame).
+With HOG, dlib's smallest face is about 80 px at the scale it scans, and `FACE_LOC_NTU=1` doubles
+the image, so ratio x 2^NTU = 2 finds every frontal face from 40 px. Measured on a 1280x720
+frame of real photos with faces 87 px and 72 px tall (HOG, one core):
 
-    FACE_RATIO  FACE_LOC_NTU   time     faces found
-    0.25        1              27 ms    0     (the seed's default)
-    0.5         0              24 ms    0
-    0.5         1              94 ms    2     (our default)
-    1.0         0              87 ms    2
-    1.0         2            2000 ms    2     (the seed's deployed setting)
+    FACE_RATIO  FACE_LOC_NTU   time     smallest face found
+    0.25        1              27 ms    ~160 px   (the seed's default: none of the two)
+    0.5         1              94 ms    ~80 px
+    1.0         1             340 ms    ~40 px    (our default; the scanner's sensitivity)
+    1.0         2            2000 ms    ~20 px    (the seed's deployed setting)
+
+A whole frame at our default is scanned only on a new scene (shared by both workers);
+otherwise the scanner looks where the picture changed (edgeface.scanning) and the follower
+re-detects each face around its last box, scaled to ~90 px (edgeface.tracks). On the labelled
+clip of `python -m benchmarks recognition` that costs 0.67-0.71 CPU s/s in all (three runs,
+README).
 
 `VIDEO_PROCESSING_FPS` defaults to **15** instead of the seed's 1. The seed needed a whole core for
 1 recognition a second; here a follower re-detects the faces around where they were (a few ms) and
@@ -56,7 +61,9 @@ from pathlib import Path
 from typing import TypeVar
 
 DEFAULT_STREAM_URL = "rtmp://nginx-rtmp:1935/live/test"
-DEFAULT_FACE_RATIO = 0.5
+DEFAULT_FACE_RATIO = 1.0
+DEFAULT_FACE_LOC_NTU = 1
+DEFAULT_FACE_MIN_SIZE = 40
 LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 DETECTION_MODELS = ("hog", "cnn")
 SWITCHES = {
@@ -89,7 +96,9 @@ class AppConfig:
     frame_height: int = 720
     face_ratio: float = DEFAULT_FACE_RATIO  # scale applied before detection, (0, 1]
     face_loc_model: str = "hog"  # hog (CPU) | cnn (CUDA)
-    face_loc_ntu: int = 1  # times to upsample when detecting, 0..3
+    face_loc_ntu: int = DEFAULT_FACE_LOC_NTU  # times to upsample when detecting, 0..3
+    face_min_size: int = DEFAULT_FACE_MIN_SIZE  # smallest face tracked and named, px tall
+    face_unknown_distance: float | None = None  # surely a stranger from here; None: tolerance + 0.1
     video_processing_fps: float = 15.0  # most recognition updates per second, (0, 60]
     face_tolerance: float | None = None  # largest distance still named; None: the model's own
     inference_workers: int = 2  # worker processes: one follows faces, the other scans (one core each)
@@ -180,6 +189,12 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         ),
         "face_tolerance": _parse(
             env, "FACE_TOLERANCE", _in_range(float, 0, 1.5, open_low=True), "a number in (0, 1.5]"
+        ),
+        "face_min_size": _parse(
+            env, "FACE_MIN_SIZE", _in_range(int, 16, 1000), "a face height in px 16..1000"
+        ),
+        "face_unknown_distance": _parse(
+            env, "FACE_UNKNOWN_DISTANCE", _in_range(float, 0, 1.5, open_low=True), "a number in (0, 1.5]"
         ),
         "inference_workers": _parse(env, "INFERENCE_WORKERS", _in_range(int, 1, 8), "an integer 1..8"),
         "face_track_seconds": _parse(

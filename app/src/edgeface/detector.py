@@ -2,8 +2,8 @@
 
 The frame is scaled by `ratio` before detection (cheaper), then dlib upsamples it `upsample`
 times (finds smaller faces); boxes come back in pixels of the full-size frame. dlib's smallest
-HOG face is ~80 px at the scale it scans, so ratio x 2**upsample must be about 1 for faces of
-60-90 px: the default (0.5, 1) finds them; the seed's (0.25, 1) does not (see edgeface.config).
+HOG face is ~80 px at the scale it scans, so ratio x 2**upsample = 2 finds faces from 40 px: the
+default (1, 1) does, the seed's (0.25, 1) finds none under ~160 px (see edgeface.config).
 """
 
 from __future__ import annotations
@@ -56,6 +56,42 @@ class Detector:
         ]
         return sorted(boxes, key=lambda box: (box.top, box.left))
 
+    @property
+    def scale(self) -> float:
+        """How much larger than in the frame faces are where HOG looks: ratio x 2**upsample."""
+        return float(self.ratio * 2**self.upsample)
+
+    def detect_in(self, rgb: np.ndarray, regions: Sequence[Box]) -> list[Box]:
+        """Faces found in the `regions` of `rgb` (full-frame boxes) at this detector's scale:
+        a region costs its share of a whole-frame scan. Overlapping finds are merged."""
+        found: list[Box] = []
+        for region in regions:
+            crop = rgb[region.top : region.bottom, region.left : region.right]
+            if crop.shape[0] < 16 or crop.shape[1] < 16:
+                continue
+            _merge(found, [_moved(hit, region) for hit in self.detect(crop)])
+        return sorted(found, key=lambda box: (box.top, box.left))
+
+    def detect_at(self, rgb: np.ndarray, region: Box, scale: float) -> list[Box]:
+        """Faces in `region` of `rgb`, the crop resized by `scale` and scanned without upsampling:
+        following a face of h px, scale ~ 90/h makes it the size HOG finds best, whatever its
+        size in the frame (a 45 px face is scanned at 2x, a 200 px one at 0.45x)."""
+        import cv2  # noqa: PLC0415
+        import face_recognition  # noqa: PLC0415
+
+        crop = rgb[region.top : region.bottom, region.left : region.right]
+        if crop.shape[0] < 16 or crop.shape[1] < 16:
+            return []
+        interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+        resized = cv2.resize(crop, (0, 0), fx=scale, fy=scale, interpolation=interpolation)
+        hits = [
+            Box(round(top / scale), round(right / scale), round(bottom / scale), round(left / scale))
+            for top, right, bottom, left in face_recognition.face_locations(
+                np.ascontiguousarray(resized), number_of_times_to_upsample=0, model=self.model
+            )
+        ]
+        return [_moved(hit, region) for hit in hits]
+
     def detect_near(self, rgb: np.ndarray, around: Sequence[Box], margin: float = 0.6) -> list[Box]:
         """Faces found only in the regions around `around` (boxes from an earlier frame).
 
@@ -64,19 +100,32 @@ class Detector:
         ms where the whole 1280x720 frame costs ~90: the cheap step between full detections.
         Returns full-frame boxes, one per face (overlapping finds of one face are merged).
         """
-        height, width = rgb.shape[:2]
-        found: list[Box] = []
-        for box in around:
-            grow_y, grow_x = round(box.height * margin), round(box.width * margin)
-            top, left = max(0, box.top - grow_y), max(0, box.left - grow_x)
-            bottom, right = min(height, box.bottom + grow_y), min(width, box.right + grow_x)
-            if bottom - top < 16 or right - left < 16:
-                continue
-            for hit in self.detect(rgb[top:bottom, left:right]):
-                moved = Box(hit.top + top, hit.right + left, hit.bottom + top, hit.left + left)
-                if all(overlap(moved, other) < 0.5 for other in found):
-                    found.append(moved)
-        return sorted(found, key=lambda box: (box.top, box.left))
+        size = (rgb.shape[0], rgb.shape[1])
+        return self.detect_in(rgb, [grown(box, margin, size) for box in around])
+
+
+def grown(box: Box, margin: float, size: tuple[int, int]) -> Box:
+    """`box` grown by `margin` x its size on every side, clipped to a (height, width) frame."""
+    grow_y, grow_x = round(box.height * margin), round(box.width * margin)
+    height, width = size
+    return Box(
+        max(0, box.top - grow_y),
+        min(width, box.right + grow_x),
+        min(height, box.bottom + grow_y),
+        max(0, box.left - grow_x),
+    )
+
+
+def _moved(hit: Box, region: Box) -> Box:
+    """A box found in a crop of `region`, in full-frame pixels."""
+    return Box(hit.top + region.top, hit.right + region.left, hit.bottom + region.top, hit.left + region.left)
+
+
+def _merge(found: list[Box], hits: Sequence[Box]) -> None:
+    """Add the `hits` that are not the same face as one already `found` (IoU >= 0.5)."""
+    for hit in hits:
+        if all(overlap(hit, other) < 0.5 for other in found):
+            found.append(hit)
 
 
 def overlap(first: Box, second: Box) -> float:

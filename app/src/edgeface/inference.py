@@ -27,16 +27,18 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
 
 from edgeface.config import AppConfig
-from edgeface.detector import Detector
+from edgeface.detector import Detector, overlap
 from edgeface.model import FaceModel, ModelError, load_model
 from edgeface.recogniser import FROM_ENVIRONMENT, Recogniser, choose_tolerance, encode_faces, model_tolerance
-from edgeface.tracker import TrackedResult, Tracker
+from edgeface.tracker import Tracker
+from edgeface.tracks import SAME_FACE, FollowRegion
 from edgeface.values import Box, Detection, Match
 
 log = logging.getLogger(__name__)
@@ -68,11 +70,45 @@ class ModelInfo:
 
 
 @dataclass(frozen=True)
+class FollowJob:
+    """Re-detect each followed face in its region, scaled (edgeface.tracks.FollowRegion)."""
+
+    regions: Sequence[FollowRegion]
+
+
+@dataclass(frozen=True)
+class ScanJob:
+    """Find faces in `regions` at the configured scale, then encode the `encode` faces (track
+    id, box) and every face found that is not one of the `known` boxes."""
+
+    regions: Sequence[Box]
+    encode: Sequence[tuple[int, Box]] = ()
+    known: Sequence[Box] = ()
+
+
+Job = FollowJob | ScanJob | None
+"""None: AUTO, the worker tracks on its own (edgeface.tracker)."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One recognition attempt of a scan: whose (track id, None for a face the scan found), where,
+    and the nearest people with their distances."""
+
+    track: int | None
+    box: Box
+    candidates: dict[str, float]
+
+
+@dataclass(frozen=True)
 class InferenceResult:
-    detections: list[Detection] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)  # AUTO: the faces, named
     seconds: float = 0.0  # detection + encoding + matching time inside the worker
     encoded: int = 0  # faces encoded for this update (the others kept a name under a second old)
     full_frame: bool = True  # the whole frame was scanned (not only around the tracked faces)
+    found: list[Box] = field(default_factory=list)  # SCAN: faces found
+    attempts: list[Attempt] = field(default_factory=list)  # SCAN: recognition attempts
+    followed: dict[int, list[Box]] = field(default_factory=dict)  # FOLLOW: faces per track id
 
 
 def analyse(rgb: np.ndarray, detector: Detector, recogniser: Recogniser) -> list[Detection]:
@@ -82,21 +118,60 @@ def analyse(rgb: np.ndarray, detector: Detector, recogniser: Recogniser) -> list
     return [Detection(box, match) for box, match in zip(boxes, matches, strict=True)]
 
 
-def detection_to_json(detection: Detection) -> dict[str, Any]:
-    distance = detection.match.distance
+def box_to_wire(box: Box) -> list[int]:
+    return list(box.as_css())
+
+
+def box_from_wire(record: Sequence[Any]) -> Box:
+    return Box(int(record[0]), int(record[1]), int(record[2]), int(record[3]))
+
+
+def detection_to_wire(detection: Detection) -> dict[str, Any]:
+    """A detection in the worker's replies (edgeface.status has the public JSON)."""
     return {
         "name": detection.match.name,
-        "known": detection.match.known,
-        "distance": None if distance is None else round(distance, 4),
-        "box": dict(zip(("top", "right", "bottom", "left"), detection.box.as_css(), strict=True)),
+        "distance": detection.match.distance,
+        "box": box_to_wire(detection.box),
     }
 
 
-def detection_from_json(record: dict[str, Any]) -> Detection:
-    box = record["box"]
+def detection_from_wire(record: dict[str, Any]) -> Detection:
+    distance = record["distance"]
     return Detection(
-        Box(int(box["top"]), int(box["right"]), int(box["bottom"]), int(box["left"])),
-        Match(str(record["name"]), None if record["distance"] is None else float(record["distance"])),
+        box_from_wire(record["box"]),
+        Match(str(record["name"]), None if distance is None else float(distance)),
+    )
+
+
+def job_to_wire(job: Job) -> dict[str, Any]:
+    if isinstance(job, FollowJob):
+        return {"mode": FOLLOW, "regions": [[*box_to_wire(r.region), r.scale, r.track] for r in job.regions]}
+    if isinstance(job, ScanJob):
+        return {
+            "mode": SCAN,
+            "regions": [box_to_wire(box) for box in job.regions],
+            "encode": [[track, *box_to_wire(box)] for track, box in job.encode],
+            "known": [box_to_wire(box) for box in job.known],
+        }
+    return {"mode": AUTO}
+
+
+def result_from_wire(reply: dict[str, Any]) -> InferenceResult:
+    return InferenceResult(
+        detections=[detection_from_wire(item) for item in reply.get("detections", ())],
+        seconds=float(reply["seconds"]),
+        encoded=int(reply.get("encoded", 0)),
+        full_frame=bool(reply.get("full_frame", False)),
+        found=[box_from_wire(item) for item in reply.get("found", ())],
+        attempts=[
+            Attempt(
+                item["track"],
+                box_from_wire(item["box"]),
+                {str(k): float(v) for k, v in item["candidates"].items()},
+            )
+            for item in reply.get("attempts", ())
+        ],
+        followed={int(k): [box_from_wire(b) for b in v] for k, v in reply.get("followed", {}).items()},
     )
 
 
@@ -157,6 +232,7 @@ class InferenceWorker:
             "ratio": config.face_ratio,
             "upsample": config.face_loc_ntu,
             "track_seconds": config.face_track_seconds,
+            "min_size": config.face_min_size,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "edgeface.inference", json.dumps(arguments)],
@@ -196,21 +272,10 @@ class InferenceWorker:
             )
         return self
 
-    def infer(
-        self, bgr: np.ndarray, mode: str = AUTO, seed: tuple[list[Detection], float] | None = None
-    ) -> InferenceResult:
-        """Detect and name faces in `bgr` (HxWx3 uint8, OpenCV's BGR order).
-
-        mode: AUTO (track, with full scans when due), SCAN (full scan, every face encoded) or
-        FOLLOW (only follow the faces of the last `seed`: detections of a scan and the
-        time.monotonic() seconds of its frame, which the worker takes first).
-        """
-        if mode not in MODES:
-            raise ValueError(f"inference mode must be one of {', '.join(MODES)}, got {mode!r}")
-        header: dict[str, Any] = {"mode": mode}
-        if seed is not None:
-            header["seed"] = [detection_to_json(item) for item in seed[0]]
-            header["seed_at"] = seed[1]
+    def infer(self, bgr: np.ndarray, job: Job = None) -> InferenceResult:
+        """Run `job` on `bgr` (HxWx3 uint8, OpenCV's BGR order): follow faces (FollowJob), scan
+        and encode (ScanJob), or, with None, detect and name faces tracking them on its own."""
+        header = job_to_wire(job)
         with self._lock:
             process = self._process
             if process is None or process.poll() is not None:
@@ -224,12 +289,7 @@ class InferenceWorker:
                 raise InferenceError(f"inference worker failed: {error}") from error
         if "error" in reply:
             raise InferenceError(str(reply["error"]))
-        return InferenceResult(
-            [detection_from_json(item) for item in reply["detections"]],
-            float(reply["seconds"]),
-            int(reply["encoded"]),
-            bool(reply["full_frame"]),
-        )
+        return result_from_wire(reply)
 
     def close_input(self) -> None:
         """Ask the process to end: it exits at the end of its input, after the frame it is on.
@@ -268,6 +328,42 @@ class InferenceWorker:
                 process.stdin.close()
 
 
+def _scan(
+    rgb: np.ndarray, header: dict[str, Any], detector: Detector, recogniser: Recogniser, min_size: int
+) -> dict[str, Any]:
+    """A ScanJob: the faces found (at least `min_size` px tall) and the recognition attempts."""
+    found = [
+        box
+        for box in detector.detect_in(rgb, [box_from_wire(r) for r in header["regions"]])
+        if box.height >= min_size
+    ]
+    known = [box_from_wire(item) for item in header["known"]]
+    targets: list[tuple[int | None, Box]] = [
+        (int(item[0]), box_from_wire(item[1:])) for item in header["encode"]
+    ]
+    targets += [(None, box) for box in found if all(overlap(box, other) < SAME_FACE for other in known)]
+    nearest = recogniser.candidates(encode_faces(rgb, [box for _, box in targets]))
+    return {
+        "found": [box_to_wire(box) for box in found],
+        "attempts": [
+            {"track": track, "box": box_to_wire(box), "candidates": candidates}
+            for (track, box), candidates in zip(targets, nearest, strict=True)
+        ],
+        "encoded": len(targets),
+        "full_frame": False,
+    }
+
+
+def _follow(rgb: np.ndarray, header: dict[str, Any], detector: Detector) -> dict[str, Any]:
+    """A FollowJob: the faces found in each track's region, by track id."""
+    return {
+        str(int(item[5])): [
+            box_to_wire(box) for box in detector.detect_at(rgb, box_from_wire(item[:4]), float(item[4]))
+        ]
+        for item in header["regions"]
+    }
+
+
 def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None:
     """The worker's loop: load the model, say hello, then answer one frame at a time until EOF."""
     import cv2  # noqa: PLC0415
@@ -295,23 +391,19 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
             bgr = np.frombuffer(payload, dtype=np.uint8).reshape(header["shape"])
             started = time.perf_counter()
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)  # dlib expects RGB; OpenCV decodes BGR
-            if "seed" in header:
-                seed = [detection_from_json(item) for item in header["seed"]]
-                tracker.reseed(seed, float(header["seed_at"]))
             mode = header.get("mode", AUTO)  # a request without a mode: track as usual
             if mode == SCAN:
-                detections = analyse(rgb, detector, recogniser)
-                result = TrackedResult(detections, True, len(detections))
+                reply = _scan(rgb, header, detector, recogniser, int(arguments.get("min_size", 0)))
             elif mode == FOLLOW:
-                result = tracker.follow(rgb)
+                reply = {"followed": _follow(rgb, header, detector)}
             else:
                 result = tracker.analyse(rgb)
-            reply = {
-                "detections": [detection_to_json(item) for item in result.detections],
-                "seconds": time.perf_counter() - started,
-                "encoded": result.encoded,
-                "full_frame": result.full_frame,
-            }
+                reply = {
+                    "detections": [detection_to_wire(item) for item in result.detections],
+                    "encoded": result.encoded,
+                    "full_frame": result.full_frame,
+                }
+            reply["seconds"] = time.perf_counter() - started
         except (ValueError, KeyError) as error:
             reply = {"error": f"cannot analyse frame: {error}"}
         write_message(replies, reply)

@@ -17,19 +17,17 @@ hello). `stop()` ends everything within one deadline: the workers are asked to e
 
 from __future__ import annotations
 
-import collections
 import logging
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+import numpy as np
+from prometheus_client import CollectorRegistry
 
-from edgeface import __version__
 from edgeface.annotator import annotate, no_signal_frame
 from edgeface.broadcaster import Broadcaster
 from edgeface.config import AppConfig
@@ -37,27 +35,35 @@ from edgeface.inference import (
     AUTO,
     FOLLOW,
     SCAN,
+    FollowJob,
     InferenceError,
     InferenceResult,
     InferenceWorker,
+    Job,
     ModelInfo,
-    detection_to_json,
+    ScanJob,
 )
-from edgeface.liveness import Liveness
-from edgeface.source import LIVE, VideoSource
-from edgeface.values import Detection
+from edgeface.liveness import Heartbeat, Liveness
+from edgeface.metrics import PipelineCollector, PipelineMetrics
+from edgeface.recogniser import DEFAULT_TOLERANCE
+from edgeface.scanning import ScanPlan, ScanPlanner, SceneWatch, halves
+from edgeface.source import LIVE, Frame, VideoSource
+from edgeface.status import pipeline_status
+from edgeface.tracks import FRESH_FRAMES, FaceTracks
+from edgeface.values import Box, Detection
 
 log = logging.getLogger(__name__)
 
 NO_SIGNAL_INTERVAL = 0.5  # seconds between "no signal" frames
-RATE_WINDOW = 10.0  # seconds over which rates are averaged
+IDLE_SECONDS = 0.3  # the scanner's pause between tiles while nothing changes
+SCAN_DUTY = 0.5  # most of its time the scanner spends scanning while the picture keeps changing
 INFER_SECONDS = 30.0  # longest a worker may take over one frame before its loop counts as stuck
 STOP_SECONDS = 1.2  # the whole pipeline's shutdown deadline: `edgeface serve` ends within 2 s of SIGTERM
 
 
 @dataclass(frozen=True)
 class Recognition:
-    """The latest inference result and when it was made."""
+    """The faces to draw and when they were last updated."""
 
     detections: list[Detection] = field(default_factory=list)
     frame_number: int = 0
@@ -65,10 +71,264 @@ class Recognition:
     seconds: float = 0.0  # time the worker took
 
 
+class FrameClaims:
+    """Which inference thread takes which frame, and when each kind of work may start next."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self._stopping = stopping
+        self._lock = threading.Lock()
+        self._claimed = 0  # number of the newest frame an updating thread has taken
+        self._next_turn: dict[str, float] = {}  # monotonic time the next update / scan may start
+
+    @property
+    def claimed(self) -> int:
+        return self._claimed
+
+    def claim(self, number: int) -> bool:
+        """Take frame `number` for an update; False if another thread took it (or a newer one)."""
+        with self._lock:
+            if number <= self._claimed:
+                return False
+            self._claimed = number
+            return True
+
+    def wait_for_turn(self, kind: str, interval: float) -> None:
+        """Space the starts of all threads' `kind` of work `interval` seconds apart (never bunched)."""
+        with self._lock:
+            now = time.monotonic()
+            turn = max(self._next_turn.get(kind, 0.0), now)
+            self._next_turn[kind] = turn + interval
+        self._stopping.wait(turn - now)
+
+
+class WorkerSlot:
+    """The life cycle of one inference worker process: started, died, restarted, and what
+    /healthz says about it meanwhile."""
+
+    def __init__(
+        self, index: int, worker: InferenceWorker, metrics: PipelineMetrics, stopping: threading.Event
+    ):
+        self.index, self.worker, self.metrics = index, worker, metrics
+        self._stopping = stopping
+        self._lock = threading.Lock()
+        self.ready = False
+        self.down: str | None = None  # why the worker is restarting
+
+    @property
+    def name(self) -> str:
+        return f"inference-{self.index}"
+
+    def ensure_running(self, heartbeat: Heartbeat) -> bool:
+        """Start the worker if it is not running (a dead one is reported first); False when it
+        could not be (the caller waits and tries again)."""
+        if self.ready and (code := self.worker.exit_status()) is not None:
+            self.died(f"worker process exited ({_exit_reason(code)})")
+        if self.ready:
+            return True
+        heartbeat.beat(self.worker.start_timeout)
+        try:
+            self.worker.start()
+        except (OSError, EOFError, ValueError, InferenceError) as error:
+            self.worker.stop(timeout=1.0)
+            if not self._stopping.is_set():
+                log.error("cannot start inference worker %d: %s", self.index, error)
+                with self._lock:
+                    self.down = f"cannot start the worker process: {error}"
+            heartbeat.beat(2.0)
+            self._stopping.wait(2.0)
+            return False
+        with self._lock:
+            self.ready, self.down = True, None
+        return True
+
+    def infer(self, image: np.ndarray, job: Job = None) -> InferenceResult | None:
+        """The worker's result, or None when it failed (it is then restarted) or is down."""
+        if not self.ready:  # died during this step: its loop restarts it
+            return None
+        try:
+            return self.worker.infer(image, job)
+        except InferenceError as error:
+            if not self._stopping.is_set():  # at shutdown the workers' input is closed
+                self.died(str(error))
+            return None
+
+    def died(self, reason: str) -> None:
+        """The worker is gone: /healthz says so until its replacement has said hello."""
+        self.worker.stop(timeout=1.0)
+        code = self.worker.returncode
+        if code is not None and f"({_exit_reason(code)})" not in reason:
+            reason = f"{reason}; worker process exited ({_exit_reason(code)})"
+        log.error("inference worker %d: %s; restarting it", self.index, reason)
+        with self._lock:
+            self.down, self.ready = reason, False
+        self.metrics.restarted_worker()
+
+    def problem(self) -> str | None:
+        with self._lock:
+            ready, down = self.ready, self.down
+        code = self.worker.exit_status() if ready else None
+        if code is not None:
+            return f"{self.name}: worker process exited ({_exit_reason(code)})"
+        if down is not None:
+            return f"{self.name}: {down}; restarting"
+        return None
+
+
+class InferenceLoop:
+    """The loop of one inference thread: keeps its worker running and repeats `step()`."""
+
+    def __init__(self, pipeline: Pipeline, slot: WorkerSlot) -> None:
+        self.pipeline, self.slot = pipeline, slot
+        self.heartbeat = pipeline.liveness.heartbeat(slot.name)
+        self.interval = 1.0 / pipeline.config.video_processing_fps
+
+    def run(self) -> None:
+        stopping = self.pipeline.stopping
+        while not stopping.is_set():
+            if not self.slot.ensure_running(self.heartbeat):
+                continue
+            if self.slot.worker.model.tolerance is not None:  # the model's own, unless FACE_TOLERANCE
+                self.pipeline.tracks.named = self.slot.worker.model.tolerance
+            # The turn's wait plus the wait for a frame; an idle stream is progress too.
+            self.heartbeat.beat(len(self.pipeline.slots) * self.interval + 1.0)
+            self.step()
+
+    def step(self) -> None:
+        raise NotImplementedError
+
+    def newer_frame(self, than: int) -> Frame | None:
+        frame = self.pipeline.source.wait_newer(than, timeout=0.5)
+        if frame is None and self.pipeline.source.status().state != LIVE:
+            self.pipeline.show(Recognition())  # boxes of a vanished stream mean nothing
+            self.pipeline.tracks.cut()
+            self.pipeline.scan_whole_next()
+        return frame
+
+    def infer(self, frame: Frame, job: Job) -> InferenceResult | None:
+        self.heartbeat.beat(INFER_SECONDS)
+        return self.slot.infer(frame.image, job)
+
+    def follow(self, frame: Frame) -> float | None:
+        """Re-detect the faces on screen on `frame` around where they were; the worker's seconds
+        (0 with nobody on screen), None when it failed."""
+        tracks = self.pipeline.tracks
+        regions = tracks.follow_regions(frame.number, frame.image.shape[:2])
+        if not regions:
+            return 0.0
+        job = FollowJob(regions)
+        result = self.infer(frame, job)
+        if result is None:
+            return None
+        tracks.followed(frame.number, result.followed)
+        self.pipeline.metrics.work(result.seconds)
+        return result.seconds
+
+    def report(self, frame: Frame, result: InferenceResult | None, whole: bool) -> float | None:
+        """Hand a scan of `frame` to the tracks and show the names it gave; its seconds, or None
+        when the worker failed (the next scan is then whole)."""
+        pipeline = self.pipeline
+        if result is None:
+            pipeline.scan_whole_next()
+            return None
+        attempts = [(item.track, item.box, item.candidates) for item in result.attempts]
+        pipeline.tracks.scanned(frame.number, result.found, attempts)
+        pipeline.metrics.work(result.seconds, result.encoded, scan=True, full_frame=whole)
+        if result.attempts:  # new names show now, not at the next update
+            self.show_names(frame)
+        return result.seconds
+
+    def show_names(self, scanned: Frame) -> None:
+        """Show the names of a scan of `scanned` now. When the stream has moved on since (a long
+        scan), its new faces are found again on the newest frame first (as the follower would,
+        a few ms): they may have moved (edgeface.tracks shows no box that old)."""
+        pipeline = self.pipeline
+        newest = pipeline.source.latest()
+        if newest is not None and newest.number > scanned.number + FRESH_FRAMES:
+            seconds = self.follow(newest)
+            if seconds is not None:
+                shown = pipeline.tracks.shown(newest.number)
+                pipeline.show(Recognition(shown, newest.number, newest.captured, seconds), update=False)
+            return
+        recognition = pipeline.recognition
+        shown = pipeline.tracks.shown(recognition.frame_number)
+        pipeline.show(replace(recognition, detections=shown), update=False)
+
+
+class AutoLoop(InferenceLoop):
+    """Takes its turn with the frames; its worker detects, tracks and names faces on its own."""
+
+    def step(self) -> None:
+        self.pipeline.claims.wait_for_turn("update", self.interval)
+        frame = self.newer_frame(self.pipeline.claims.claimed)
+        if frame is None or not self.pipeline.claims.claim(frame.number):
+            return
+        result = self.infer(frame, None)
+        if result is not None:
+            self.pipeline.metrics.work(result.seconds, result.encoded, full_frame=result.full_frame)
+            self.pipeline.show(Recognition(result.detections, frame.number, frame.captured, result.seconds))
+
+
+class FollowLoop(InferenceLoop):
+    """Every update (up to VIDEO_PROCESSING_FPS): re-detects the faces on screen around where they
+    were (edgeface.tracks) and shows them with their voted names. On the first frame of a new
+    scene (nobody to follow) it scans the right half of the frame, while the scanner scans the
+    left one as soon as it is free."""
+
+    def step(self) -> None:
+        pipeline = self.pipeline
+        pipeline.claims.wait_for_turn("update", self.interval)
+        frame = self.newer_frame(pipeline.claims.claimed)
+        if frame is None or not pipeline.claims.claim(frame.number):
+            return
+        if pipeline.take_half():
+            whole = Box(0, frame.image.shape[1], frame.image.shape[0], 0)
+            self.report(frame, self.infer(frame, ScanJob([halves(whole)[1]])), whole=True)
+        seconds = self.follow(frame)
+        if seconds is not None:
+            shown = pipeline.tracks.shown(frame.number)
+            pipeline.show(Recognition(shown, frame.number, frame.captured, seconds))
+
+
+class ScanLoop(InferenceLoop):
+    """While the picture changes: scans where new faces may be (edgeface.scanning) and makes the
+    recognition attempts the faces on screen are due, resting as long as it scanned (SCAN_DUTY:
+    a pan or a crowd rescanned whole costs at most half a core), but not after a cut; one tile
+    every IDLE_SECONDS while nothing changes. Of a new scene it scans the left half when the
+    `follower` slot's worker is up to scan the right one."""
+
+    def __init__(self, pipeline: Pipeline, slot: WorkerSlot, follower: WorkerSlot | None = None) -> None:
+        super().__init__(pipeline, slot)
+        self.interval = IDLE_SECONDS
+        self.follower = follower
+        self.scanned = 0  # number of the last frame this loop scanned
+
+    def step(self) -> None:
+        pipeline = self.pipeline
+        frame = self.newer_frame(self.scanned)
+        if frame is None:
+            return
+        self.scanned = frame.number
+        followed = pipeline.tracks.boxes()
+        plan = pipeline.planner(frame.image, followed)
+        regions = plan.regions
+        if plan.new and self.follower is not None and self.follower.ready:
+            regions = [halves(regions[0])[0]]  # the follower scans the other half
+        elif plan.new:
+            pipeline.take_half()  # no follower to share with: this scan is whole
+        due = pipeline.tracks.to_encode()
+        seconds = self.report(frame, self.infer(frame, ScanJob(regions, due, followed)), whole=plan.whole)
+        if seconds is None:
+            return
+        rest = IDLE_SECONDS if plan.idle and not due else seconds * (1 / SCAN_DUTY - 1)
+        if pipeline.scene_cut.wait(min(rest, IDLE_SECONDS * 2)):
+            pipeline.scene_cut.clear()
+
+
 class Pipeline:
     def __init__(self, config: AppConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.liveness = Liveness()
+        self.stopping = threading.Event()
         self.source = VideoSource(
             config.video_stream_url,
             device=config.video_device_id,
@@ -79,40 +339,23 @@ class Pipeline:
         self.workers = [InferenceWorker(config) for _ in range(config.inference_workers)]
         self.broadcaster = Broadcaster(heartbeat=self.liveness.heartbeat("mjpeg-writer"))
         self.registry = registry or CollectorRegistry()
-        self.inference_seconds = Histogram(
-            "edgeface_inference_seconds",
-            "Time to detect, encode and name the faces of one frame",
-            buckets=(0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
-            registry=self.registry,
-        )
-        self.faces = Counter(
-            "edgeface_faces",
-            "Faces recognised, by name (Unknown for strangers)",
-            ["name"],
-            registry=self.registry,
-        )
-        self.faces_encoded = Counter(
-            "edgeface_faces_encoded",
-            "Faces encoded (the others of an update kept the name their tracked face had)",
-            registry=self.registry,
-        )
-        self.registry.register(_PipelineCollector(self))
-        self._recognition = Recognition()
-        self._workers_ready = [False] * len(self.workers)
-        self._worker_down: list[str | None] = [None] * len(self.workers)  # why a worker is restarting
-        self._worker_restarts = 0
-        self._lock = threading.Lock()  # guards frame claims, the latest recognition and the counts
-        self._claimed = 0  # number of the newest frame an inference thread has taken
-        self._next_turn: dict[str, float] = {}  # monotonic time the next update / scan may start
-        self._seed: tuple[list[Detection], float] | None = None  # last scan: faces, monotonic time
-        self._seed_number = 0
-        self._recognised = 0
-        self._recognised_at: collections.deque[float] = collections.deque(maxlen=600)
-        self._full_frames = 0
-        self._faces_encoded = 0
-        self._displayed = 0
-        self._displayed_at: collections.deque[float] = collections.deque(maxlen=600)
-        self._stopping = threading.Event()
+        self.metrics = PipelineMetrics(self.registry)
+        self.faces = self.metrics.faces
+        self.registry.register(PipelineCollector(self))
+        self.slots = [
+            WorkerSlot(index, worker, self.metrics, self.stopping)
+            for index, worker in enumerate(self.workers)
+        ]
+        self.claims = FrameClaims(self.stopping)
+        tolerance = config.face_tolerance if config.face_tolerance is not None else DEFAULT_TOLERANCE
+        self.tracks = FaceTracks(tolerance, config.face_unknown_distance, config.face_min_size)
+        self._planner = ScanPlanner()
+        self._planner_lock = threading.Lock()
+        self._half_pending = False  # a new scene's right half is the follower's to scan
+        self._scenes = SceneWatch()
+        self.scene_cut = threading.Event()  # set on a cut and at stop: the scanner's rest ends
+        self.recognition = Recognition()
+        self._show_lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     # -- life cycle -------------------------------------------------------------------------
@@ -120,10 +363,13 @@ class Pipeline:
         if self._threads:
             return self
         self.source.start()
-        for index, worker in enumerate(self.workers):
-            name = f"inference-{index}"
-            thread = threading.Thread(target=self._run_inference, args=(index,), name=name, daemon=True)
-            self.liveness.heartbeat(name).attach(thread, worker.start_timeout)
+        loops = {AUTO: AutoLoop, FOLLOW: FollowLoop, SCAN: ScanLoop}
+        for slot in self.slots:
+            loop = loops[self.mode_of(slot.index)](self, slot)
+            if isinstance(loop, ScanLoop) and slot.index == 1:
+                loop.follower = self.slots[0]  # shares a new scene's scan
+            thread = threading.Thread(target=loop.run, name=slot.name, daemon=True)
+            self.liveness.heartbeat(slot.name).attach(thread, slot.worker.start_timeout)
             thread.start()
             self._threads.append(thread)
         display = threading.Thread(target=self._run_display, name="display", daemon=True)
@@ -142,7 +388,8 @@ class Pipeline:
         def remaining() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        self._stopping.set()
+        self.stopping.set()
+        self.scene_cut.set()
         self.liveness.end()
         for worker in self.workers:
             worker.close_input()  # all at once: each finishes its frame and exits, in parallel
@@ -157,141 +404,76 @@ class Pipeline:
     # -- stages -------------------------------------------------------------------------------
     def mode_of(self, index: int) -> str:
         """What worker `index` does: with tracking on and 2+ workers, worker 0 follows the faces on
-        every update (a few ms) and the others make the full scans (detect + encode, ~250 ms)
-        every FACE_TRACK_SECONDS, so the slow work no longer holds up the updates. Otherwise (one
-        worker, tracking off, or updates no more frequent than scans, as at the seed's 1/s) each
-        worker tracks on its own (AUTO)."""
+        every update (a few ms) and the others scan where new faces may be and make the
+        recognition attempts (edgeface.scanning, edgeface.tracks). Otherwise (one worker,
+        tracking off, or updates no more frequent than FACE_TRACK_SECONDS, as at the seed's 1/s)
+        each worker detects and names on its own (AUTO), taking turns with the frames."""
         config = self.config
         if len(self.workers) < 2 or config.video_processing_fps * config.face_track_seconds <= 1.0:
             return AUTO
         return FOLLOW if index == 0 else SCAN
 
-    def _run_inference(self, index: int) -> None:
-        """Loop of inference thread `index`, which drives worker `index`."""
-        worker, mode = self.workers[index], self.mode_of(index)
-        heartbeat = self.liveness.heartbeat(f"inference-{index}")
-        interval = self.config.face_track_seconds if mode == SCAN else 1.0 / self.config.video_processing_fps
-        seed_sent = 0  # number of the last scan handed to this (FOLLOW) worker
-        scanned = 0  # number of the last frame this (SCAN) worker scanned
-        while not self._stopping.is_set():
-            if self._workers_ready[index] and (code := worker.exit_status()) is not None:
-                self._worker_died(index, f"worker process exited ({_exit_reason(code)})")
-            if not self._workers_ready[index]:
-                heartbeat.beat(worker.start_timeout)
-                if not self._start_worker(index):
-                    heartbeat.beat(2.0)
-                    self._stopping.wait(2.0)
-                    continue
-                seed_sent = 0  # a new process knows no faces yet
-            # The turn's wait plus the wait for a frame; an idle stream is progress too.
-            heartbeat.beat(len(self.workers) * interval + 0.5)
-            self._wait_for_turn("scan" if mode == SCAN else "update", interval)
-            # A scan takes the newest frame even if an update has it too: it must not wait its turn
-            # behind a follower that takes every frame.
-            frame = self.source.wait_newer(scanned if mode == SCAN else self._claimed, timeout=0.5)
-            if frame is None:
-                if self.source.status().state != LIVE:
-                    self._recognition = Recognition()  # boxes of a vanished stream mean nothing
-                continue
-            with self._lock:
-                if mode == SCAN:
-                    scanned = frame.number
-                elif frame.number <= self._claimed:
-                    continue  # another inference thread took it first
-                else:
-                    self._claimed = frame.number
-                claimed_at = time.monotonic()
-                seed = None
-                if mode == FOLLOW and self._seed_number > seed_sent:
-                    seed, seed_sent = self._seed, self._seed_number
-            heartbeat.beat(INFER_SECONDS)
-            try:
-                result = worker.infer(frame.image, mode, seed)
-            except InferenceError as error:
-                if not self._stopping.is_set():  # at shutdown the workers' input is closed
-                    self._worker_died(index, str(error))
-                continue
-            if mode == SCAN:
-                with self._lock:
-                    self._seed, self._seed_number = (result.detections, claimed_at), self._seed_number + 1
-            self._record(result, frame.number, frame.captured, update=mode != SCAN)
+    def planner(self, image: np.ndarray, followed: list[Box]) -> ScanPlan:
+        """The next scan's plan (shared by the scanning threads: each plans on a newer frame)."""
+        with self._planner_lock:
+            return self._planner.plan(image, followed)
 
-    def _wait_for_turn(self, kind: str, interval: float) -> None:
-        """Space the starts of all threads' `kind` of work `interval` seconds apart (never bunched)."""
-        with self._lock:
-            now = time.monotonic()
-            turn = max(self._next_turn.get(kind, 0.0), now)
-            self._next_turn[kind] = turn + interval
-        self._stopping.wait(turn - now)
+    def scan_whole_next(self) -> None:
+        """The next scan is of the whole frame (the stream is back, a new scene): the follower
+        scans the right half of its next frame, the scanner the left (edgeface.scanning.halves)."""
+        with self._planner_lock:
+            self._planner.reset()
+            self._half_pending = self.mode_of(0) == FOLLOW
 
-    def _record(self, result: InferenceResult, number: int, captured: float, update: bool = True) -> None:
-        """Count the work of `result`; if it is an `update`, count it and show its detections
-        (unless a newer frame's are already shown). A background scan is not an update: the
-        follower's next update shows its names."""
-        with self._lock:
-            self._full_frames += result.full_frame
-            self._faces_encoded += result.encoded
-            if update:
-                if number > self._recognition.frame_number:
-                    self._recognition = Recognition(result.detections, number, captured, result.seconds)
-                self._recognised += 1
-                self._recognised_at.append(time.monotonic())
-        self.inference_seconds.observe(result.seconds)
-        self.faces_encoded.inc(result.encoded)
-        if update:
-            for detection in result.detections:
-                self.faces.labels(detection.match.name).inc()
+    def take_half(self) -> bool:
+        """Whether the right half of a new scene is still to scan (it is taken: True once)."""
+        with self._planner_lock:
+            pending, self._half_pending = self._half_pending, False
+            return pending
 
-    def _worker_died(self, index: int, reason: str) -> None:
-        """Worker `index` is gone: /healthz says so until its replacement has said hello."""
-        worker = self.workers[index]
-        worker.stop(timeout=1.0)
-        code = worker.returncode
-        if code is not None and f"({_exit_reason(code)})" not in reason:
-            reason = f"{reason}; worker process exited ({_exit_reason(code)})"
-        log.error("inference worker %d: %s; restarting it", index, reason)
-        with self._lock:
-            self._worker_down[index] = reason
-            self._workers_ready[index] = False
-            self._worker_restarts += 1
+    def new_scene(self, frame_number: int) -> None:
+        """The scene cut on frame `frame_number`: its faces are not the ones followed so far. None
+        is drawn from this frame on until found again, and the frame is scanned whole."""
+        self.tracks.cut(frame_number)
+        self.show(Recognition(frame_number=frame_number), update=False)
+        self.scan_whole_next()
+        self.scene_cut.set()
 
-    def _start_worker(self, index: int) -> bool:
-        worker = self.workers[index]
-        try:
-            worker.start()
-        except (OSError, EOFError, ValueError, InferenceError) as error:
-            worker.stop(timeout=1.0)
-            if not self._stopping.is_set():
-                log.error("cannot start inference worker %d: %s", index, error)
-                with self._lock:
-                    self._worker_down[index] = f"cannot start the worker process: {error}"
-            return False
-        with self._lock:
-            self._workers_ready[index] = True
-            self._worker_down[index] = None
-        return True
+    def show(self, recognition: Recognition, update: bool = True) -> None:
+        """Draw `recognition`'s faces from now on (unless a newer frame's are shown); an `update`
+        is counted as one."""
+        with self._show_lock:
+            if recognition.frame_number >= self.recognition.frame_number or not recognition.frame_number:
+                self.recognition = recognition
+        if update and recognition.frame_number:
+            self.metrics.update(recognition.detections)
 
     def _run_display(self) -> None:
         heartbeat = self.liveness.heartbeat("display")
         seen = 0
         last_no_signal = 0.0
-        while not self._stopping.is_set():
+        while not self.stopping.is_set():
             heartbeat.beat(NO_SIGNAL_INTERVAL + 1.0)  # the wait, then drawing and encoding a frame
             frame = self.source.wait_newer(seen, timeout=NO_SIGNAL_INTERVAL)
             if frame is not None:
                 seen = frame.number
+                if self._scenes.cut(frame.image):
+                    self.new_scene(frame.number)
+                detections = self.recognition.detections
                 blur = self.config.face_blur_unknown
-                self.broadcaster.publish(
-                    annotate(frame.image, self._recognition.detections, blur), frame.captured
-                )
-                self._displayed += 1
-                self._displayed_at.append(time.monotonic())
+                self.broadcaster.publish(annotate(frame.image, detections, blur), frame.captured)
+                self.metrics.displayed_frame()
+                if self.on_display is not None:
+                    self.on_display(frame, detections)
                 continue
             status = self.source.status()
             if status.state != LIVE and time.monotonic() - last_no_signal >= NO_SIGNAL_INTERVAL:
                 size = (self.config.frame_width, self.config.frame_height)
                 self.broadcaster.publish(no_signal_frame(size, status.error))
                 last_no_signal = time.monotonic()
+
+    on_display: Callable[[Frame, list[Detection]], None] | None = None
+    """Called with each displayed frame and the faces drawn on it (for measurements)."""
 
     # -- read-outs --------------------------------------------------------------------------------
     @property
@@ -300,24 +482,16 @@ class Pipeline:
 
     @property
     def recognised(self) -> int:
-        return self._recognised
+        return self.metrics.updates
 
     def health(self) -> list[str]:
         """Why the app is not alive, one line per loop naming it: a loop stuck or dead, a worker
         process that died (until its replacement is up); empty when all is well. A missing
         stream is no reason: the capture loop is then busy reconnecting."""
         problems = self.liveness.problems()
-        if self._stopping.is_set():
+        if self.stopping.is_set():
             return problems
-        for index, worker in enumerate(self.workers):
-            with self._lock:
-                ready, down = self._workers_ready[index], self._worker_down[index]
-            code = worker.exit_status() if ready else None
-            if code is not None:
-                problems.append(f"inference-{index}: worker process exited ({_exit_reason(code)})")
-            elif down is not None:
-                problems.append(f"inference-{index}: {down}; restarting")
-        return problems
+        return problems + [problem for slot in self.slots if (problem := slot.problem()) is not None]
 
     def readiness(self) -> list[str]:
         """Why the app is not ready to serve recognitions; empty when it is.
@@ -326,50 +500,15 @@ class Pipeline:
         which must stay reachable through the Service, and a rollout must not wait for a
         camera. The stream's state is in status() instead.
         """
-        if not all(self._workers_ready):
+        if not all(slot.ready for slot in self.slots):
             return ["inference worker starting"]
         if self.model.error:
             return [f"model not loaded: {self.model.error}"]
         return []
 
     def status(self) -> dict[str, Any]:
-        """JSON-ready snapshot for /api/status and the page."""
-        source = self.source.status()
-        recognition = self._recognition
-        return {
-            "version": __version__,
-            "model": {
-                "version": self.model.version,
-                "people": list(self.model.people),
-                "file": self.model.path,
-                "error": self.model.error,
-            },
-            "tolerance": {"value": self.model.tolerance, "source": self.model.tolerance_source},
-            "source": {
-                "state": source.state,
-                "input_fps": round(source.fps, 2),
-                "frames": source.frames,
-                "reconnects": source.reconnects,
-                "late_frames": source.late_frames,
-                "stall_limit": round(source.stall_limit, 3),
-                "frame_age": None if source.frame_age is None else round(source.frame_age, 3),
-                "error": source.error,
-            },
-            "display_fps": round(_rate(self._displayed_at), 2),
-            "recognition": {
-                "rate": round(_rate(self._recognised_at), 2),
-                "target_fps": self.config.video_processing_fps,
-                "frames": self._recognised,
-                "full_frame_detections": self._full_frames,
-                "faces_encoded": self._faces_encoded,
-                "last_seconds": round(recognition.seconds, 4),
-                "worker_restarts": self._worker_restarts,
-            },
-            "viewers": self.broadcaster.viewers,
-            "detections": [detection_to_json(item) for item in recognition.detections],
-            "detections_at": recognition.at or None,
-            "names": sorted({item.match.name for item in recognition.detections}),
-        }
+        """JSON-ready snapshot for /api/status and the page (edgeface.status)."""
+        return pipeline_status(self)
 
 
 def _exit_reason(code: int) -> str:
@@ -380,42 +519,3 @@ def _exit_reason(code: int) -> str:
         return signal.Signals(-code).name
     except ValueError:
         return f"signal {-code}"
-
-
-def _rate(stamps: collections.deque[float]) -> float:
-    """Events per second over the last RATE_WINDOW seconds (0 when fewer than two)."""
-    now = time.monotonic()
-    recent = [stamp for stamp in list(stamps) if now - stamp <= RATE_WINDOW]
-    if len(recent) < 2:
-        return 0.0
-    return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
-
-
-class _PipelineCollector(Collector):
-    """Counters the pipeline already keeps, read at scrape time."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
-
-    def collect(self) -> Any:
-        source = self.pipeline.source.status()
-        yield CounterMetricFamily(
-            "edgeface_frames_in", "Frames read from the video source", value=source.frames
-        )
-        yield CounterMetricFamily(
-            "edgeface_frames_recognised",
-            "Frames run through detection and recognition",
-            value=self.pipeline.recognised,
-        )
-        yield CounterMetricFamily(
-            "edgeface_reconnects", "Times the video stream was lost and reopened", value=source.reconnects
-        )
-        yield GaugeMetricFamily(
-            "edgeface_viewers", "MJPEG viewers connected", value=self.pipeline.broadcaster.viewers
-        )
-        yield GaugeMetricFamily(
-            "edgeface_signal", "1 when frames arrive, 0 on no signal", value=int(source.state == LIVE)
-        )
-        yield GaugeMetricFamily(
-            "edgeface_model_loaded", "1 when the model file loaded", value=int(self.pipeline.model.loaded)
-        )

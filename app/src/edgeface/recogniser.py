@@ -89,6 +89,25 @@ class Recogniser:
             matches.append(Match(name, distance))
         return matches
 
+    def candidates(self, encodings: np.ndarray, count: int = 3) -> list[dict[str, float]]:
+        """Per row of `encodings` (M, 128): the `count` nearest people, name -> distance to
+        their nearest encoding (what edgeface.naming votes with); empty without a model."""
+        queries = _as_encodings(encodings)
+        if self.model is None or len(self.model) == 0:
+            return [{} for _ in range(len(queries))]
+        distances = self.distances(queries)
+        rows = []
+        for row in distances:
+            nearest: dict[str, float] = {}
+            for index in np.argsort(row):
+                name = self.model.names[index]
+                if name not in nearest:
+                    nearest[name] = float(row[index])
+                    if len(nearest) == count:
+                        break
+            rows.append(nearest)
+        return rows
+
 
 def _as_encodings(encodings: np.ndarray) -> np.ndarray:
     array = np.asarray(encodings, dtype=np.float64)

@@ -15,6 +15,9 @@ update falls back to a full-frame detection, so an update never silently drops a
 Every `track_seconds` it detects on the whole frame again (new faces appear within that time) and
 re-encodes every face. `track_seconds=0` turns tracking off: every update detects on the whole
 frame and encodes every face, as `edgeface.inference.analyse` does.
+
+This is how a worker works alone (AUTO: one worker, or updates no more frequent than
+FACE_TRACK_SECONDS); with a follower and a scanner, edgeface.tracks keeps the faces instead.
 """
 
 from __future__ import annotations
@@ -31,10 +34,6 @@ from edgeface.values import Box, Detection, Match
 
 MIN_OVERLAP = 0.3
 """IoU above which a box is the same face as a tracked one (faces move a few px per frame)."""
-
-STALE_AFTER = 10.0
-"""`follow` drops faces whose name is older than this many track_seconds (no scan came). Generous:
-on a loaded machine a scan of a frame can arrive 1.5 s after it and the next 1.5 s later still."""
 
 
 @dataclass(frozen=True)
@@ -97,35 +96,6 @@ class Tracker:
         ]
         detections = [Detection(track.box, track.match) for track in self.tracks]
         return TrackedResult(detections, full_frame, len(stale))
-
-    def follow(self, rgb: np.ndarray) -> TrackedResult:
-        """Only re-detect the tracked faces around their boxes, keeping their names (no encoding).
-
-        For a worker whose full scans another worker makes (`reseed`). Faces named more than
-        STALE_AFTER x track_seconds ago are dropped: their scans stopped coming.
-        """
-        now = self.clock()
-        live = [track for track in self.tracks if now - track.named_at < STALE_AFTER * self.track_seconds]
-        boxes = self.detector.detect_near(rgb, [track.anchor for track in live])
-        self.tracks = [
-            Track(box, nearest.match, nearest.named_at, nearest.anchor)
-            for box in boxes
-            if (nearest := _nearest(box, live)) is not None
-        ]
-        return TrackedResult([Detection(track.box, track.match) for track in self.tracks], False, 0)
-
-    def reseed(self, detections: Sequence[Detection], named_at: float) -> None:
-        """Take the faces of a full scan of an earlier frame (named at clock time `named_at`).
-
-        A scanned face that overlaps a tracked one keeps the tracked (newer) box with the scan's
-        name; a new face is added; a tracked face the scan did not find is dropped.
-        """
-        tracks = []
-        for detection in detections:
-            nearest = _nearest(detection.box, self.tracks)
-            box = detection.box if nearest is None else nearest.box
-            tracks.append(Track(box, detection.match, named_at, detection.box))
-        self.tracks = tracks
 
     def _recent_match(self, box: Box, now: float) -> tuple[Match, float] | None:
         """The name (and its time) of the tracked face `box` overlaps most, if named recently."""

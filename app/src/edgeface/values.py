@@ -35,11 +35,18 @@ class Match:
     """Who a face encoding is: a known name and its distance, or UNKNOWN.
 
     `distance` is the Euclidean distance to the nearest known encoding (lower is closer);
-    None when the model is empty.
+    None when the model is empty. A name voted over several attempts (edgeface.naming) carries
+    the size-weighted mean distance instead, the number of attempts behind it, and `score`:
+    1 - that distance, the similarity the label rests on (None when nothing was encoded).
     """
 
     name: str
     distance: float | None
+    attempts: int = 1
+
+    @property
+    def score(self) -> float | None:
+        return None if self.distance is None else max(0.0, 1.0 - self.distance)
 
     @property
     def known(self) -> bool:

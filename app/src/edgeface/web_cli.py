@@ -144,9 +144,10 @@ def run_recognize(args: argparse.Namespace) -> int:
     import cv2  # noqa: PLC0415
 
     from edgeface.detector import Detector  # noqa: PLC0415
-    from edgeface.inference import analyse, detection_to_json  # noqa: PLC0415
+    from edgeface.inference import analyse  # noqa: PLC0415
     from edgeface.model import ModelError, load_model  # noqa: PLC0415
     from edgeface.recogniser import Recogniser, choose_tolerance  # noqa: PLC0415
+    from edgeface.status import detection_status  # noqa: PLC0415
 
     try:
         model = load_model(args.model)
@@ -160,7 +161,7 @@ def run_recognize(args: argparse.Namespace) -> int:
     detector = Detector(config.face_loc_model, config.face_ratio, config.face_loc_ntu)
     tolerance, _ = choose_tolerance(config.face_tolerance, model)
     detections = analyse(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), detector, Recogniser(model, tolerance))
-    faces = [detection_to_json(item) for item in detections]
+    faces = [detection_status(item) for item in detections]
     if args.json:
         record = {"image": str(args.image), "model_version": model.version, "tolerance": tolerance}
         print(json.dumps({**record, "faces": faces}, indent=2))

@@ -1,0 +1,123 @@
+"""What the pipeline counts: updates, scans, encodings, displayed frames, and their Prometheus form."""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from edgeface.source import LIVE
+from edgeface.values import Detection
+
+if TYPE_CHECKING:
+    from edgeface.pipeline import Pipeline
+
+RATE_WINDOW = 10.0  # seconds over which rates are averaged
+
+
+class PipelineMetrics:
+    """Counts kept for /api/status and /metrics; every method may be called from any thread."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.inference_seconds = Histogram(
+            "edgeface_inference_seconds",
+            "Time a worker took over one request (following faces, or scanning and encoding)",
+            buckets=(0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
+            registry=registry,
+        )
+        self.faces = Counter(
+            "edgeface_faces",
+            "Faces shown per update, by name (Unknown for strangers)",
+            ["name"],
+            registry=registry,
+        )
+        self.faces_encoded = Counter(
+            "edgeface_faces_encoded", "Faces encoded (recognition attempts)", registry=registry
+        )
+        self._lock = threading.Lock()
+        self.updates = 0
+        self.scans = 0
+        self.full_frames = 0
+        self.encoded = 0
+        self.worker_restarts = 0
+        self.displayed = 0
+        self._updated_at: collections.deque[float] = collections.deque(maxlen=600)
+        self._displayed_at: collections.deque[float] = collections.deque(maxlen=600)
+
+    def work(self, seconds: float, encoded: int = 0, scan: bool = False, full_frame: bool = False) -> None:
+        """A worker's request done: its time, the faces it encoded, whether it scanned (the whole frame)."""
+        with self._lock:
+            self.encoded += encoded
+            self.scans += scan
+            self.full_frames += full_frame
+        self.inference_seconds.observe(seconds)
+        self.faces_encoded.inc(encoded)
+
+    def update(self, detections: Sequence[Detection]) -> None:
+        """A recognition update: the faces shown from now on."""
+        with self._lock:
+            self.updates += 1
+            self._updated_at.append(time.monotonic())
+        for detection in detections:
+            self.faces.labels(detection.match.name).inc()
+
+    def displayed_frame(self) -> None:
+        with self._lock:
+            self.displayed += 1
+            self._displayed_at.append(time.monotonic())
+
+    def restarted_worker(self) -> None:
+        with self._lock:
+            self.worker_restarts += 1
+
+    def update_rate(self) -> float:
+        return _rate(self._updated_at)
+
+    def display_rate(self) -> float:
+        return _rate(self._displayed_at)
+
+
+def _rate(stamps: collections.deque[float]) -> float:
+    """Events per second over the last RATE_WINDOW seconds (0 when fewer than two)."""
+    now = time.monotonic()
+    recent = [stamp for stamp in list(stamps) if now - stamp <= RATE_WINDOW]
+    if len(recent) < 2:
+        return 0.0
+    return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+
+class PipelineCollector(Collector):
+    """Counters the pipeline already keeps, read at scrape time."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    def collect(self) -> Any:
+        source = self.pipeline.source.status()
+        yield CounterMetricFamily(
+            "edgeface_frames_in", "Frames read from the video source", value=source.frames
+        )
+        yield CounterMetricFamily(
+            "edgeface_frames_recognised",
+            "Recognition updates (frames whose faces were followed or detected and named)",
+            value=self.pipeline.recognised,
+        )
+        yield CounterMetricFamily(
+            "edgeface_reconnects", "Times the video stream was lost and reopened", value=source.reconnects
+        )
+        yield GaugeMetricFamily(
+            "edgeface_viewers", "MJPEG viewers connected", value=self.pipeline.broadcaster.viewers
+        )
+        yield GaugeMetricFamily(
+            "edgeface_signal", "1 when frames arrive, 0 on no signal", value=int(source.state == LIVE)
+        )
+        yield GaugeMetricFamily(
+            "edgeface_model_loaded", "1 when the model file loaded", value=int(self.pipeline.model.loaded)
+        )

@@ -1,0 +1,190 @@
+"""Where the scanner looks for new faces: where the picture changed, the whole frame after a cut;
+and when the scene cuts (`SceneWatch`, on every displayed frame).
+
+Finding a 40 px face needs HOG at 2x (`FACE_RATIO` 1, `FACE_LOC_NTU` 1): ~0.35 s for a whole
+1280x720 frame on one core, far too much for every frame. But a face that appears changes the
+picture where it appears (someone walks in, turns to the camera, the scene cuts), and the faces
+already on screen are followed (edgeface.tracks). So each scan compares the frame with the last
+scanned one on a 160x90 grey thumbnail (well under 1 ms) and scans at full sensitivity
+
+- the whole frame on the first frame and after a cut (`reset()`; the display's SceneWatch sees
+  a cut between two consecutive frames: more than CUT_FRACTION of the thumbnail changed), or
+  when more than that changed since the last scan (a camera pan: faces followed so far stay);
+- otherwise the regions that changed, except those in the column of a followed face (its own
+  head and body moving), grown by a face's size;
+- and, when nothing changed, one tile of the frame (of TILES), in turn: a face that was there
+  all along but never found (too turned away to be found then) is looked for again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeface.values import Box
+
+THUMBNAIL = (160, 90)  # (width, height) of the change map
+THRESHOLD = 18  # grey levels a thumbnail pixel must change by
+CUT_FRACTION = 0.4  # more of the thumbnail changed than this: a new scene
+WHOLE_FRACTION = 0.5  # changed regions larger than this share of the frame: scan it whole
+PAD = 48  # px added around a changed region (a face's edge changes before its middle)
+TILES = (3, 2)  # columns x rows of the rotating idle scan
+TILE_OVERLAP = 96  # px tiles overlap by, so that a face on a seam is whole in one tile
+HALVES_OVERLAP = 256  # px the two halves of a new scene's scan overlap by (faces to ~250 px)
+
+
+@dataclass(frozen=True)
+class ScanPlan:
+    regions: list[Box]  # where to scan, full-frame pixels
+    whole: bool = False  # the whole frame (first frame, a new scene, a pan)
+    new: bool = False  # a new scene (first frame, after reset()): nothing followed is in it
+    idle: bool = False  # nothing changed: one tile of the rotation
+
+
+def thumbnail(bgr: np.ndarray) -> np.ndarray:
+    """The change map's view of `bgr` (HxWx3 uint8): THUMBNAIL-sized, grey, slightly blurred."""
+    import cv2  # noqa: PLC0415
+
+    small = cv2.resize(bgr, THUMBNAIL, interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.GaussianBlur(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (3, 3), 0), dtype=np.uint8)
+
+
+def changed(grey: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """1 where two thumbnails differ by more than THRESHOLD, grown by one pixel; else 0."""
+    import cv2  # noqa: PLC0415
+
+    mask = (cv2.absdiff(grey, reference) > THRESHOLD).astype(np.uint8)
+    return np.asarray(cv2.dilate(mask, np.ones((3, 3), np.uint8)), dtype=np.uint8)
+
+
+class SceneWatch:
+    """Tells a scene cut from one frame to the next (well under 1 ms a frame): the faces drawn
+    so far are then someone else's, wherever they were."""
+
+    def __init__(self) -> None:
+        self._previous: np.ndarray | None = None
+
+    def cut(self, bgr: np.ndarray) -> bool:
+        """Whether `bgr` starts a new scene (the first frame does)."""
+        grey = thumbnail(bgr)
+        previous, self._previous = self._previous, grey
+        return previous is None or bool(changed(grey, previous).mean() > CUT_FRACTION)
+
+
+class ScanPlanner:
+    """Plans each scan from the frame and the followed faces; `plan()` per scan, in order."""
+
+    def __init__(self) -> None:
+        self._reference: np.ndarray | None = None
+        self._tile = 0
+
+    def reset(self) -> None:
+        """A new scene (a cut, the stream back): its next frame is scanned whole."""
+        self._reference = None
+
+    def plan(self, bgr: np.ndarray, followed: Sequence[Box]) -> ScanPlan:
+        """What to scan on `bgr` (HxWx3 uint8), the faces being followed at `followed`."""
+        import cv2  # noqa: PLC0415
+
+        height, width = bgr.shape[:2]
+        whole = Box(0, width, height, 0)
+        grey = thumbnail(bgr)
+        reference, self._reference = self._reference, grey
+        if reference is None:
+            return ScanPlan([whole], whole=True, new=True)
+        mask = changed(grey, reference)
+        if mask.mean() > CUT_FRACTION:
+            return ScanPlan([whole], whole=True)
+        scale_x, scale_y = width / THUMBNAIL[0], height / THUMBNAIL[1]
+        zones = [_body_zone(box) for box in followed]
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        regions = []
+        for left, top, w, h, _area in stats[1:count]:
+            box = Box(
+                max(0, int(top * scale_y) - PAD),
+                min(width, int((left + w) * scale_x) + PAD),
+                min(height, int((top + h) * scale_y) + PAD),
+                max(0, int(left * scale_x) - PAD),
+            )
+            if not any(_inside(box, zone) for zone in zones):
+                regions.append(box)
+        regions = _merged(regions)
+        if sum(box.width * box.height for box in regions) > WHOLE_FRACTION * width * height:
+            return ScanPlan([whole], whole=True)
+        if regions:
+            return ScanPlan(regions)
+        self._tile = (self._tile + 1) % (TILES[0] * TILES[1])
+        return ScanPlan([_tile(self._tile, width, height)], idle=True)
+
+
+def _body_zone(face: Box) -> Box:
+    """Where a followed face's own head and body move: its box, 1.5 widths either side, from half
+    a height above it to 6 heights below."""
+    return Box(
+        face.top - face.height // 2,
+        face.right + int(face.width * 1.5),
+        face.bottom + face.height * 6,
+        face.left - int(face.width * 1.5),
+    )
+
+
+def _inside(box: Box, zone: Box) -> bool:
+    return (
+        zone.top <= box.top
+        and box.bottom <= zone.bottom
+        and zone.left <= box.left
+        and box.right <= zone.right
+    )
+
+
+def _merged(boxes: list[Box]) -> list[Box]:
+    """Overlapping boxes joined into their bounding boxes, until none overlap."""
+    merged = list(boxes)
+    changed = True
+    while changed:
+        changed = False
+        for i, first in enumerate(merged):
+            for j in range(i + 1, len(merged)):
+                second = merged[j]
+                if (
+                    first.left < second.right
+                    and second.left < first.right
+                    and first.top < second.bottom
+                    and second.top < first.bottom
+                ):
+                    merged[i] = Box(
+                        min(first.top, second.top),
+                        max(first.right, second.right),
+                        max(first.bottom, second.bottom),
+                        min(first.left, second.left),
+                    )
+                    del merged[j]
+                    changed = True
+                    break
+            if changed:
+                break
+    return merged
+
+
+def _tile(index: int, width: int, height: int) -> Box:
+    columns, rows = TILES
+    column, row = index % columns, index // columns
+    tile_w, tile_h = width // columns, height // rows
+    return Box(
+        max(0, row * tile_h - TILE_OVERLAP // 2),
+        min(width, (column + 1) * tile_w + TILE_OVERLAP // 2),
+        min(height, (row + 1) * tile_h + TILE_OVERLAP // 2),
+        max(0, column * tile_w - TILE_OVERLAP // 2),
+    )
+
+
+def halves(region: Box) -> list[Box]:
+    """`region` cut into a left and a right half that overlap by HALVES_OVERLAP px, for two
+    workers to scan at once: a face up to that wide is whole in one of them."""
+    middle = (region.left + region.right) // 2
+    return [
+        Box(region.top, min(region.right, middle + HALVES_OVERLAP // 2), region.bottom, region.left),
+        Box(region.top, region.right, region.bottom, max(region.left, middle - HALVES_OVERLAP // 2)),
+    ]

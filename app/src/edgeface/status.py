@@ -1,0 +1,73 @@
+"""The public JSON of /api/status and the page: its own format, apart from the workers' wire format
+(edgeface.inference), so that either can change without the other."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from edgeface import __version__
+from edgeface.values import Detection
+
+if TYPE_CHECKING:
+    from edgeface.pipeline import Pipeline
+
+
+def _rounded(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def detection_status(detection: Detection) -> dict[str, Any]:
+    """One face: its name, whether known, the (vote-weighted) distance, the score (1 - distance),
+    the attempts the name rests on, and its box in frame pixels."""
+    match = detection.match
+    return {
+        "name": match.name,
+        "known": match.known,
+        "distance": _rounded(match.distance),
+        "score": _rounded(match.score, 3),
+        "attempts": match.attempts,
+        "box": dict(zip(("top", "right", "bottom", "left"), detection.box.as_css(), strict=True)),
+    }
+
+
+def pipeline_status(pipeline: Pipeline) -> dict[str, Any]:
+    """JSON-ready snapshot of `pipeline` for /api/status and the page."""
+    source = pipeline.source.status()
+    metrics = pipeline.metrics
+    recognition = pipeline.recognition
+    model = pipeline.model
+    return {
+        "version": __version__,
+        "model": {
+            "version": model.version,
+            "people": list(model.people),
+            "file": model.path,
+            "error": model.error,
+        },
+        "tolerance": {"value": model.tolerance, "source": model.tolerance_source},
+        "source": {
+            "state": source.state,
+            "input_fps": round(source.fps, 2),
+            "frames": source.frames,
+            "reconnects": source.reconnects,
+            "late_frames": source.late_frames,
+            "stall_limit": round(source.stall_limit, 3),
+            "frame_age": _rounded(source.frame_age, 3),
+            "error": source.error,
+        },
+        "display_fps": round(metrics.display_rate(), 2),
+        "recognition": {
+            "rate": round(metrics.update_rate(), 2),
+            "target_fps": pipeline.config.video_processing_fps,
+            "frames": metrics.updates,
+            "scans": metrics.scans,
+            "full_frame_detections": metrics.full_frames,
+            "faces_encoded": metrics.encoded,
+            "last_seconds": round(recognition.seconds, 4),
+            "worker_restarts": metrics.worker_restarts,
+        },
+        "viewers": pipeline.broadcaster.viewers,
+        "detections": [detection_status(item) for item in recognition.detections],
+        "detections_at": recognition.at or None,
+        "names": sorted({item.match.name for item in recognition.detections}),
+    }

@@ -1,0 +1,194 @@
+"""Finding and following faces at the default settings, on real photos: a 45 px face is found,
+followed when it moves, and keeps its name and votes; the scanner looks where the picture changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgeface.config import AppConfig
+from edgeface.detector import Detector
+from edgeface.model import load_model
+from edgeface.recogniser import Recogniser, encode_faces
+from edgeface.scanning import ScanPlanner, SceneWatch, halves
+from edgeface.tracks import HOLD_SECONDS, LOST_SECONDS, FaceTracks
+from edgeface.values import UNKNOWN, Box
+from servers import face_crop
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def small_face_frame(photos: Path, x: int = 400, y: int = 300, height: int = 45) -> np.ndarray:
+    """BGR 1280x720 on grey with Obama's face `height` px tall at about (x, y)."""
+    frame = np.full((720, 1280, 3), 96, dtype=np.uint8)
+    crop = face_crop(photos / "obama.jpg", height)
+    frame[y : y + crop.shape[0], x : x + crop.shape[1]] = crop
+    return frame
+
+
+def tracking(model: Path) -> tuple[Clock, FaceTracks, Recogniser]:
+    clock = Clock()
+    return clock, FaceTracks(named=0.6, min_size=40, clock=clock), Recogniser(load_model(model))
+
+
+@pytest.fixture(scope="module")
+def detector() -> Detector:
+    config = AppConfig()
+    return Detector(config.face_loc_model, config.face_ratio, config.face_loc_ntu)
+
+
+WHOLE = Box(0, 1280, 720, 0)
+NOBODY = Recogniser(None)
+
+
+def scan(
+    tracks: FaceTracks, detector: Detector, recogniser: Recogniser, bgr: np.ndarray, number: int
+) -> None:
+    """What the scanning worker does with a ScanJob of the whole frame, in process."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    found = detector.detect_in(rgb, [WHOLE])
+    candidates = recogniser.candidates(encode_faces(rgb, found))
+    tracks.scanned(number, found, [(None, box, near) for box, near in zip(found, candidates, strict=True)])
+
+
+def follow(tracks: FaceTracks, detector: Detector, bgr: np.ndarray, number: int) -> None:
+    """What the following worker does with a FollowJob, in process."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    regions = tracks.follow_regions(number, rgb.shape[:2])
+    tracks.followed(
+        number, {item.track: detector.detect_at(rgb, item.region, item.scale) for item in regions}
+    )
+
+
+def test_a_45_px_face_is_found_at_the_default_settings(sample_photos: Path, detector: Detector) -> None:
+    frame = small_face_frame(sample_photos)
+    plan = ScanPlanner().plan(frame, [])
+    assert plan.whole and plan.regions == [Box(0, 1280, 720, 0)]  # the first frame is scanned whole
+
+    (box,) = detector.detect_in(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), plan.regions)
+
+    assert 38 <= box.height <= 52
+
+
+def test_a_small_face_is_followed_as_it_moves_and_keeps_its_name(
+    sample_photos: Path, detector: Detector, obama_model: Path
+) -> None:
+    clock, tracks, recogniser = tracking(obama_model)
+    first = small_face_frame(sample_photos, height=48)
+    scan(tracks, detector, recogniser, first, 1)
+    (named,) = tracks.shown()
+    assert named.match.name == "Barack Obama" and named.match.score is not None
+
+    for step in range(1, 6):  # 12 px a frame to the right
+        clock.now += 1 / 15
+        follow(tracks, detector, small_face_frame(sample_photos, x=400 + 12 * step, height=48), 1 + step)
+
+    (moved,) = tracks.shown()
+    assert moved.match == named.match
+    assert moved.box.left - named.box.left == pytest.approx(60, abs=8)
+
+
+def test_a_scan_of_an_older_frame_votes_for_the_face_that_moved_since(
+    sample_photos: Path, detector: Detector, obama_model: Path
+) -> None:
+    _, tracks, recogniser = tracking(obama_model)
+    scan(tracks, detector, recogniser, small_face_frame(sample_photos, height=60), 1)
+    for step in range(1, 5):
+        follow(tracks, detector, small_face_frame(sample_photos, x=400 + 20 * step, height=60), 1 + step)
+
+    # A scan made on frame 2 arrives now: its face is where the track was on frame 2, not now.
+    scan(tracks, detector, recogniser, small_face_frame(sample_photos, x=420, height=60), 2)
+
+    (face,) = tracks.shown()
+    assert face.match.name == "Barack Obama" and face.match.attempts == 2
+
+
+def test_a_lost_face_is_held_briefly_then_dropped(sample_photos: Path, detector: Detector) -> None:
+    clock = Clock()
+    tracks = FaceTracks(named=0.6, min_size=40, clock=clock)
+    scan(tracks, detector, NOBODY, small_face_frame(sample_photos, height=60), 1)
+    empty = np.full((720, 1280, 3), 96, dtype=np.uint8)
+
+    clock.now += HOLD_SECONDS / 2
+    follow(tracks, detector, empty, 2)
+    assert [item.match.name for item in tracks.shown()] == [UNKNOWN]  # one frame without it: still shown
+
+    clock.now += LOST_SECONDS
+    follow(tracks, detector, empty, 3)
+    assert tracks.shown() == [] and tracks.boxes() == []
+
+
+def test_faces_smaller_than_the_minimum_size_are_not_tracked(sample_photos: Path, detector: Detector) -> None:
+    tracks = FaceTracks(named=0.6, min_size=80, clock=Clock())
+    scan(tracks, detector, NOBODY, small_face_frame(sample_photos, height=60), 1)
+
+    assert tracks.boxes() == []
+
+
+def test_the_scanner_looks_where_the_picture_changed_and_rescans_after_a_cut(sample_photos: Path) -> None:
+    planner = ScanPlanner()
+    still = small_face_frame(sample_photos, x=400)
+    planner.plan(still, [])
+
+    idle = planner.plan(still, [])
+    assert idle.idle and not idle.whole  # nothing changed: one tile of the rotation
+
+    walked_in = still.copy()
+    walked_in[300:420, 1000:1100] = small_face_frame(sample_photos, x=1000)[300:420, 1000:1100]
+    changed = planner.plan(walked_in, [])
+    assert not changed.whole and len(changed.regions) == 1
+    (region,) = changed.regions
+    assert region.left <= 1000 and region.right >= 1100 and region.width < 400
+
+    cut = planner.plan(np.full_like(still, 200), [])
+    assert cut.whole and cut.regions == [Box(0, 1280, 720, 0)]
+
+
+def test_a_scene_cut_is_told_from_one_frame_to_the_next_but_a_face_walking_in_is_not(
+    sample_photos: Path,
+) -> None:
+    watch = SceneWatch()
+    still = small_face_frame(sample_photos, x=400)
+    assert watch.cut(still)  # the first frame starts a scene
+    walked_in = small_face_frame(sample_photos, x=460, height=60)
+    assert not watch.cut(walked_in)
+    assert watch.cut(np.full_like(still, 200))
+
+
+def test_a_cut_drops_every_face_and_ignores_scans_of_the_scene_before(
+    sample_photos: Path, detector: Detector
+) -> None:
+    tracks = FaceTracks(named=0.6, min_size=40, clock=Clock())
+    frame = small_face_frame(sample_photos, height=60)
+    scan(tracks, detector, NOBODY, frame, 1)
+    assert len(tracks.boxes()) == 1
+
+    tracks.cut(5)
+    scan(tracks, detector, NOBODY, frame, 4)  # a scan of frame 4 arriving after the cut on 5
+
+    assert tracks.boxes() == [] and tracks.shown() == []
+
+
+def test_a_face_found_frames_ago_is_looked_for_further_away(sample_photos: Path, detector: Detector) -> None:
+    tracks = FaceTracks(named=0.6, min_size=40, clock=Clock())
+    scan(tracks, detector, NOBODY, small_face_frame(sample_photos, height=45), 1)
+
+    (near,) = tracks.follow_regions(2, (720, 1280))
+    (far,) = tracks.follow_regions(11, (720, 1280))  # the scan's find is 10 frames old
+
+    assert far.region.width > near.region.width * 1.5
+
+
+def test_a_whole_frame_is_shared_in_two_halves_that_each_hold_a_200_px_face_on_the_seam() -> None:
+    left, right = halves(WHOLE)
+    assert left.left == 0 and right.right == 1280 and left.right - right.left >= 200
+    assert left.width < 0.65 * 1280 and right.width < 0.65 * 1280
