@@ -41,7 +41,10 @@ import base64  # noqa: E402
 import hashlib  # noqa: E402
 
 # The web app's parameters (edgeface.auth): 16 MiB of memory, ~50 ms per check on a Jetson-class core.
-SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LENGTH = 2**14, 8, 1, 32
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+SCRYPT_LENGTH = 32
 
 
 def scrypt_hash(password: str, salt: str) -> str:

@@ -8,9 +8,9 @@ module: s3_publish
 short_description: Publish files as a new version folder in an S3 bucket, once and completely
 description:
   - Makes sure O(bucket) exists, creating it when O(create_bucket) is true.
-  - With O(prefix), refuses a version folder that holds anything, then uploads O(files) in their
-    order as C(<prefix>/<file name>), each with a conditional put (C(If-None-Match: *)). Of
-    several runs racing for one version, the store lets exactly one write it.
+  - "With O(prefix), refuses a version folder that holds anything, then uploads O(files) in their
+    order as C(<prefix>/<file name>), each with a conditional put (header C(If-None-Match) C(*)). Of
+    several runs racing for one version, the store lets exactly one write it."
   - A run that fails half-way deletes the objects it wrote, so a version folder is complete or
     absent.
   - Works with AWS and S3-compatible stores that honour conditional puts (SeaweedFS, MinIO, Ceph RGW).
