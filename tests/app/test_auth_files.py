@@ -114,6 +114,7 @@ def test_a_users_file_reads_back_what_was_written(tmp_path: Path) -> None:
         ("WEB_TRUSTED_PROXY", "proxy.local", r"IP address .* or \*"),
         ("WEB_COOKIE_SECURE", "always", "on or off"),
         ("FACE_BLUR_UNKNOWN", "blur", "on or off"),
+        ("METRICS_PER_PERSON", "names", "on or off"),
         ("WEB_SESSION_HOURS", "0", "hours"),
         ("MODEL_SHA256", "abc", "64 hexadecimal digits"),
     ],

@@ -136,3 +136,25 @@ def test_a_model_that_fails_model_sha256_leaves_readyz_503_saying_why(video: Pat
 
     assert "is not MODEL_SHA256" in answer.get_json()["reasons"][0]
     assert status["model"]["version"] is None and "MODEL_SHA256" in status["model"]["error"]
+
+
+def metrics_text(per_person: bool, detections: list[Detection]) -> str:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from edgeface.metrics import PipelineMetrics
+
+    registry = CollectorRegistry()
+    PipelineMetrics(registry, per_person=per_person).update(detections)
+    return generate_latest(registry).decode()
+
+
+def test_metrics_name_nobody_unless_per_person_metrics_are_on(
+    scene: tuple[np.ndarray, list[Detection]],
+) -> None:
+    _, detections = scene
+    by_default = metrics_text(AppConfig().metrics_per_person, detections)
+    assert 'edgeface_faces_total{name="known"} 1.0' in by_default
+    assert 'edgeface_faces_total{name="Unknown"} 1.0' in by_default
+    assert "Barack Obama" not in by_default
+    per_person = metrics_text(True, detections)
+    assert 'edgeface_faces_total{name="Barack Obama"} 1.0' in per_person

@@ -54,6 +54,7 @@ def live(rtmp: RtmpServer, publisher: Publisher, obama_model: Path) -> Iterator[
         video_stream_url=rtmp.url("test"),
         video_processing_fps=2,
         web_auth=False,  # the access checks: test_web_auth.py
+        metrics_per_person=True,  # counted by name (the default counts known / Unknown only)
     )
     pipeline = Pipeline(config).start()
     with AppServer(create_app(config, pipeline)) as server:

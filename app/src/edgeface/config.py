@@ -116,6 +116,7 @@ class AppConfig:
     web_trusted_proxy: str | None = None  # address (or *) of a TLS terminator whose X-Forwarded-* count
     web_cookie_secure: bool = False  # mark the session cookie Secure even on plain HTTP requests
     face_blur_unknown: bool = False  # blur Unknown faces in the served video
+    metrics_per_person: bool = False  # /metrics counts faces by name (else only known / Unknown)
     model_sha256: str | None = None  # the model file's expected sha256 (hex); None: not checked
 
     @property
@@ -221,6 +222,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         ),
         "web_cookie_secure": _parse(env, "WEB_COOKIE_SECURE", _switch, ON_OFF),
         "face_blur_unknown": _parse(env, "FACE_BLUR_UNKNOWN", _switch, ON_OFF),
+        "metrics_per_person": _parse(env, "METRICS_PER_PERSON", _switch, ON_OFF),
         "model_sha256": _parse(
             env, "MODEL_SHA256", _sha256, "64 hexadecimal digits (sha256sum of the model file)"
         ),

@@ -19,13 +19,16 @@ if TYPE_CHECKING:
     from edgeface.pipeline import Pipeline
 
 RATE_WINDOW = 10.0  # seconds over which rates are averaged
+KNOWN = "known"  # the label of every named face unless METRICS_PER_PERSON is on
 
 
 class PipelineMetrics:
     """Counts kept for /api/status and /metrics; every method may be called from any thread."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, per_person: bool = False) -> None:
         self.registry = registry
+        # Who was seen is biometric data: by name only when the operator asks (METRICS_PER_PERSON).
+        self.per_person = per_person
         self.inference_seconds = Histogram(
             "edgeface_inference_seconds",
             "Time a worker took over one request (following faces, or scanning and encoding)",
@@ -34,7 +37,7 @@ class PipelineMetrics:
         )
         self.faces = Counter(
             "edgeface_faces",
-            "Faces shown per update, by name (Unknown for strangers)",
+            "Faces shown per update, by name with METRICS_PER_PERSON=on, else known or Unknown",
             ["name"],
             registry=registry,
         )
@@ -66,7 +69,13 @@ class PipelineMetrics:
             self.updates += 1
             self._updated_at.append(time.monotonic())
         for detection in detections:
-            self.faces.labels(detection.match.name).inc()
+            self.faces.labels(self.label(detection)).inc()
+
+    def label(self, detection: Detection) -> str:
+        """The `name` label a face is counted under: its name, or only whether it is known."""
+        if self.per_person or not detection.match.known:
+            return detection.match.name
+        return KNOWN
 
     def displayed_frame(self) -> None:
         with self._lock:

@@ -339,7 +339,7 @@ class Pipeline:
         self.workers = [InferenceWorker(config) for _ in range(config.inference_workers)]
         self.broadcaster = Broadcaster(heartbeat=self.liveness.heartbeat("mjpeg-writer"))
         self.registry = registry or CollectorRegistry()
-        self.metrics = PipelineMetrics(self.registry)
+        self.metrics = PipelineMetrics(self.registry, per_person=config.metrics_per_person)
         self.faces = self.metrics.faces
         self.registry.register(PipelineCollector(self))
         self.slots = [
