@@ -75,6 +75,13 @@ def test_the_seed_names_are_read() -> None:
         ("FACE_MIN_SIZE", "8", "16..1000"),
         ("FACE_MIN_SIZE", "big", "16..1000"),
         ("FACE_UNKNOWN_DISTANCE", "0", "(0, 1.5]"),
+        ("WEB_AUTH", "maybe", "on or off"),
+        ("WEB_TRUSTED_PROXY", "proxy.local", "the IP address of the TLS terminator in front, or *"),
+        ("WEB_COOKIE_SECURE", "always", "on or off"),
+        ("FACE_BLUR_UNKNOWN", "blur", "on or off"),
+        ("METRICS_PER_PERSON", "names", "on or off"),
+        ("WEB_SESSION_HOURS", "0", "hours in (0, 720]"),
+        ("MODEL_SHA256", "abc", "64 hexadecimal digits"),
     ],
 )
 def test_a_bad_value_names_the_variable_and_what_it_accepts(variable: str, value: str, accepted: str) -> None:
@@ -82,7 +89,7 @@ def test_a_bad_value_names_the_variable_and_what_it_accepts(variable: str, value
         load_config({variable: value})
 
     message = str(raised.value)
-    assert variable in message
+    assert message.startswith(f"{variable}=")
     assert repr(value) in message
     assert accepted in message
 
