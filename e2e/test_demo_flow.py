@@ -9,6 +9,8 @@ Screenshots land in build/e2e/ (CI artefacts); a timing table of every step is p
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import shutil
 import time
@@ -19,6 +21,8 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from playwright.sync_api import sync_playwright
 
 import local_appliance
@@ -70,11 +74,30 @@ def box_pixels(frame: np.ndarray) -> dict[str, int]:
     }
 
 
+def certificate_pin(certificate: Path) -> str:
+    """base64(sha256(SubjectPublicKeyInfo)) of a PEM certificate, as Chromium's SPKI list takes it."""
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
 class Browser:
+    """Chromium, started once site.yml has made the app's certificate: it accepts that one
+    certificate (pinned by its key, as a user who checked it would), no other."""
+
     def __init__(self, profile: Path) -> None:
+        self.profile = profile
+        self._playwright: Any = None
+        self.context: Any = None
+        self.page: Any = None
+
+    def start(self, certificate: Path) -> None:
         self._playwright = sync_playwright().start()
+        pin = f"--ignore-certificate-errors-spki-list={certificate_pin(certificate)}"
         self.context = self._playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS)
+            str(self.profile), executable_path=CHROMIUM, headless=True, args=[*CHROMIUM_ARGS, pin]
         )
         self.page = self.context.new_page()
         self.page.set_viewport_size({"width": 1600, "height": 900})
@@ -112,8 +135,10 @@ class Browser:
         return path
 
     def close(self) -> None:
-        self.context.close()
-        self._playwright.stop()
+        if self.context is not None:
+            self.context.close()
+        if self._playwright is not None:
+            self._playwright.stop()
 
 
 @pytest.fixture
@@ -134,6 +159,7 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
     deployed = steps.run("1 site.yml (clean state)", local_appliance.site)
     printed = re.search(r"Publish RTMP to: rtmp://[^:]+:(\d+)/(\w+)", deployed.stdout)
     assert printed, "site.yml did not print the RTMP URL"
+    browser.start(local_appliance.CREDENTIALS_DIR / "localhost-webapp.crt")
     # Published on loopback, to the port and application the playbook printed, with the key it names.
     key = local_appliance.credential("rtmp-publish-key")
     url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test?key={key}"

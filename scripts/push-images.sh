@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Pushes local images (podman's storage) to a registry and prints the digest each now has there.
 #
-#   scripts/push-images.sh --registry HOST[:PORT]/NAMESPACE [--tls-verify true|false] SRC[=NAME:TAG]...
+#   scripts/push-images.sh --registry HOST[:PORT]/NAMESPACE [--tls-verify true|false]
+#                          [--authfile FILE] [--cert-dir DIR] SRC[=NAME:TAG]...
+#
+# --authfile: the registry's credentials (containers-auth.json(5)); --cert-dir: a folder of CA
+# certificates (*.crt) to verify the registry with, e.g. the site CA's.
 #
 # SRC is a local image reference; it is pushed as REGISTRY/NAME:TAG (default: SRC's last path
 # component, e.g. localhost/ai-for-edge/amd64/webapp:0.1.0 -> REGISTRY/webapp:0.1.0). An image the
@@ -18,6 +22,7 @@ PYTHON=${PYTHON:-$ROOT/.venv/bin/python}
 
 registry=""
 tls_verify=true
+auth_args=()
 sources=()
 
 die() { echo "push-images: $*" >&2; exit 2; }
@@ -26,6 +31,10 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --registry) registry=${2:?--registry needs a value}; shift ;;
     --tls-verify) tls_verify=${2:?--tls-verify needs a value}; shift ;;
+    --authfile) [ -r "${2:?--authfile needs a value}" ] || die "--authfile $2: no such readable file"
+                auth_args+=(--authfile "$2"); shift ;;
+    --cert-dir) [ -d "${2:?--cert-dir needs a value}" ] || die "--cert-dir $2: no such folder"
+                auth_args+=(--cert-dir "$2"); shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option $1 (see --help)" ;;
     *) sources+=("$1") ;;
@@ -38,7 +47,7 @@ case "$tls_verify" in true|false) ;; *) die "--tls-verify $tls_verify: expected 
 
 # Prints "<config digest> <manifest digest>" of DEST in the registry, or nothing when it is absent.
 remote_digests() {
-  skopeo inspect --raw --tls-verify="$tls_verify" "docker://$1" 2>/dev/null | "$PYTHON" -c '
+  skopeo inspect --raw --tls-verify="$tls_verify" ${auth_args[@]+"${auth_args[@]}"} "docker://$1" 2>/dev/null | "$PYTHON" -c '
 import hashlib, json, sys
 raw = sys.stdin.buffer.read()
 if raw:
@@ -56,7 +65,7 @@ for source in "${sources[@]}"; do
   if [ "${remote_config:-}" = "sha256:$local_id" ]; then
     state="up to date"
   else
-    podman push --tls-verify="$tls_verify" "$src" "docker://$dest" >&2
+    podman push --tls-verify="$tls_verify" ${auth_args[@]+"${auth_args[@]}"} "$src" "docker://$dest" >&2
     state=pushed
     read -r remote_config digest <<<"$(remote_digests "$dest")" || true
     [ -n "${digest:-}" ] || die "$dest: pushed, but the registry serves no manifest for it"

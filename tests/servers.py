@@ -12,12 +12,17 @@ with a moving marker so that every frame differs.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import datetime
+import ipaddress
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -30,7 +35,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import bcrypt
 import numpy as np
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 RTMP_MODULE = "/usr/lib/nginx/modules/ngx_rtmp_module.so"
 FRAME_SIZE = (1280, 720)
@@ -74,8 +84,10 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
 
 
-def get_json(url: str, timeout: float = 10.0) -> Any:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
+def get_json(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> Any:
+    with urllib.request.urlopen(
+        urllib.request.Request(url, headers=headers or {}), timeout=timeout
+    ) as response:
         return json.loads(response.read())
 
 
@@ -217,15 +229,23 @@ MANIFEST_TYPES = (
 )
 
 
-def manifest_digest(registry: str, repository: str, reference: str) -> str | None:
+def manifest_digest(
+    registry: str,
+    repository: str,
+    reference: str,
+    *,
+    scheme: str = "http",
+    headers: dict[str, str] | None = None,
+    context: ssl.SSLContext | None = None,
+) -> str | None:
     """The digest REGISTRY (host:port) serves for REPOSITORY:TAG or REPOSITORY@DIGEST; None when absent."""
     request = urllib.request.Request(
-        f"http://{registry}/v2/{repository}/manifests/{reference}",
+        f"{scheme}://{registry}/v2/{repository}/manifests/{reference}",
         method="HEAD",
-        headers={"Accept": ", ".join(MANIFEST_TYPES)},
+        headers={"Accept": ", ".join(MANIFEST_TYPES), **(headers or {})},
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
             return str(response.headers["Docker-Content-Digest"])
     except urllib.error.HTTPError as error:
         if error.code == 404:
@@ -233,24 +253,131 @@ def manifest_digest(registry: str, repository: str, reference: str) -> str | Non
         raise
 
 
-class Registry:
-    """Docker distribution (Debian's docker-registry, the registry a device runs) on 127.0.0.1."""
+class SiteCredentials:
+    """A site's CA and registry password, as the roles keep them in edge_credentials_dir: seeded into
+    an inventory's folder, the play uses them, and a test Registry serves TLS and auth from them."""
+
+    USER = "edgeai"
 
     def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="site-credentials-"))
+        self.password = secrets.token_urlsafe(24)
+        self.ca_key = ec.generate_private_key(ec.SECP256R1())
+        # The subject and extensions the edge_certificates role asks for: a play keeps this CA.
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edgeai-appliance site CA")])
+        self.ca_cert = (
+            self.builder(name, name, self.ca_key.public_key(), days=3650)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=False,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        (self.directory / "ca").mkdir(mode=0o700)
+        self.ca_file = self.directory / "ca" / "ca.crt"
+        self.ca_file.write_bytes(self.ca_cert.public_bytes(serialization.Encoding.PEM))
+        (self.directory / "ca.key").write_bytes(
+            self.ca_key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        (self.directory / "registry-password").write_text(self.password + "\n")
+
+    @staticmethod
+    def builder(subject: x509.Name, issuer: x509.Name, key: Any, days: int) -> x509.CertificateBuilder:
+        now = datetime.datetime.now(datetime.UTC)
+        return (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(issuer)
+            .public_key(key)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=days))
+        )
+
+    def server_certificate(self, directory: Path) -> tuple[Path, Path]:
+        """A certificate for 127.0.0.1 signed by the CA, and its key, written into `directory`."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+        cert = (
+            self.builder(subject, self.ca_cert.subject, key.public_key(), days=30)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+            )
+            .sign(self.ca_key, hashes.SHA256())
+        )
+        cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        )
+        return cert_path, key_path
+
+    def htpasswd(self) -> str:
+        return f"{self.USER}:{bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()}\n"
+
+    def headers(self) -> dict[str, str]:
+        pair = base64.b64encode(f"{self.USER}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {pair}"}
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_file))
+
+    def seed(self, inventory_dir: Path) -> None:
+        """Put the CA and the password where a play with this inventory looks for them."""
+        shutil.copytree(self.directory, inventory_dir / "credentials", dirs_exist_ok=True)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class Registry:
+    """Docker distribution (Debian's docker-registry, the registry a device runs) on 127.0.0.1;
+    with `site`, as a device runs it: TLS from the site CA and the site pusher's password."""
+
+    def __init__(self, htpasswd: str = "", site: SiteCredentials | None = None) -> None:
+        """`htpasswd`: lines of users and bcrypt hashes; given, every request needs one of them."""
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="registry-"))
+        self.site = site
+        self.htpasswd = htpasswd or (site.htpasswd() if site else "")
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.site else "http"
+
     def start(self) -> Registry:
         config = self.directory / "config.yml"
+        auth = tls = ""
+        if self.htpasswd:
+            (self.directory / "htpasswd").write_text(self.htpasswd)
+            auth = f"auth: {{htpasswd: {{realm: test, path: {self.directory / 'htpasswd'}}}}}\n"
+        if self.site:
+            cert, key = self.site.server_certificate(self.directory)
+            tls = f", tls: {{certificate: {cert}, key: {key}}}"
         config.write_text(
             "version: 0.1\n"
             f"storage: {{filesystem: {{rootdirectory: {self.directory / 'data'}}}}}\n"
-            f"http: {{addr: '127.0.0.1:{self.port}'}}\n"
+            f"http: {{addr: '127.0.0.1:{self.port}'{tls}}}\n" + auth
         )
         self.process = subprocess.Popen(
             ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -259,10 +386,24 @@ class Registry:
         return self
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
-        return manifest_digest(self.host, repository, reference)
+        if self.site is None:
+            return manifest_digest(self.host, repository, reference)
+        return manifest_digest(
+            self.host,
+            repository,
+            reference,
+            scheme="https",
+            headers=self.site.headers(),
+            context=self.site.ssl_context(),
+        )
 
     def repositories(self) -> list[str]:
-        return sorted(get_json(f"http://{self.host}/v2/_catalog")["repositories"])
+        url = f"{self.scheme}://{self.host}/v2/_catalog"
+        if self.site is None:
+            return sorted(get_json(url)["repositories"])
+        return sorted(
+            get_json(url, headers=self.site.headers(), context=self.site.ssl_context())["repositories"]
+        )
 
     def stop(self) -> None:
         if self.process is not None:

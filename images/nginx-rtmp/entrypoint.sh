@@ -8,6 +8,8 @@
 #   RTMP_PLAY_ALLOW="127.0.0.1"    addresses or CIDRs (space-separated) that may play
 set -eu
 state=/var/lib/nginx-rtmp
+# The state folder may be a fresh, empty volume (a read-only root file system mounts one there).
+mkdir -p "$state/tmp"
 record=${RTMP_RECORD:-off}
 dir=${RTMP_RECORD_DIR:-/recordings}
 keep_hours=${RTMP_RECORD_KEEP_HOURS:-24}

@@ -3,9 +3,14 @@ idempotent."""
 
 from __future__ import annotations
 
+import http.client
+import http.cookiejar
 import json
+import re
+import ssl
 import subprocess
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +22,7 @@ import yaml
 
 import local_appliance
 from playbook import recap_counts
-from servers import get_json, manifest_digest
+from servers import get_json
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +30,7 @@ pytestmark = pytest.mark.slow
 def test_site_brings_up_the_registry_the_rtmp_server_and_the_web_app(deployed: str, stream: Path) -> None:
     assert "Publish RTMP to: rtmp://" in deployed
     assert recap_counts(deployed)["failed"] == 0
-    assert get_json(f"{local_appliance.REGISTRY}/v2/") == {}
+    assert get_json(f"{local_appliance.REGISTRY}/v2/", headers=local_appliance.registry_auth()) == {}
     # The initial model is the empty one, pulled from the device's registry.
     assert local_appliance.registry_tags() == ["initial"]
     status = local_appliance.wait_for_names({"Unknown"})
@@ -67,7 +72,7 @@ def test_the_pods_run_what_the_device_registry_serves_by_digest(deployed: str) -
     for name, image in images.items():
         repository, _, digest = image.partition("@")
         assert repository == f"127.0.0.1:5000/ai-for-edge/{name}", image
-        served = manifest_digest("127.0.0.1:5000", f"ai-for-edge/{name}", "0.1.0")
+        served = local_appliance.registry_digest(f"ai-for-edge/{name}", "0.1.0")
         assert digest == served, f"{name} runs {digest}, the registry serves {served}"
     # The registry itself runs from the side-loaded image: it cannot pull itself.
     registry = json.loads(podman("inspect", "registry-pod-0-registry").stdout)[0]["ImageName"]
@@ -144,5 +149,98 @@ def test_the_store_has_its_bucket_runs_unprivileged_and_refuses_unsigned_request
     assert store.secret_key not in deployed and store.access_key not in deployed
 
 
+def test_the_registry_serves_only_over_tls_to_the_site_pusher_and_deletes_nothing(
+    deployed: str, tmp_path: Path
+) -> None:
+    registry, host = local_appliance.REGISTRY, local_appliance.REGISTRY_HOST
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{registry}/v2/ai-for-edge/model/tags/list", timeout=10)
+    assert refused.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as plain:
+        urllib.request.urlopen(f"http://{host}/v2/", timeout=10)
+    assert plain.value.code == 400  # "Client sent an HTTP request to an HTTPS server."
+    assert local_appliance.registry_tags() == ["initial"]
+    # Deletes are off, even for the pusher.
+    digest = local_appliance.registry_digest("ai-for-edge/model", "initial")
+    delete = urllib.request.Request(
+        f"{registry}/v2/ai-for-edge/model/manifests/{digest}",
+        method="DELETE",
+        headers=local_appliance.registry_auth(),
+    )
+    with pytest.raises(urllib.error.HTTPError) as deleted:
+        urllib.request.urlopen(delete, timeout=10)
+    assert deleted.value.code == 405
+    assert local_appliance.registry_tags() == ["initial"]
+
+    # A push without credentials is refused; podman verifies the registry with the site CA the
+    # container_registries role put in /etc/containers/certs.d, with no insecure flag anywhere.
+    nobody = tmp_path / "nobody.json"
+    nobody.write_text("{}")
+    pushed = run(
+        "podman",
+        "push",
+        "--authfile",
+        str(nobody),
+        "localhost/ai-for-edge/amd64/model:initial",
+        f"docker://{host}/ai-for-edge/intruder:1",
+    )
+    assert pushed.returncode != 0 and "authentication required" in pushed.stderr, pushed.stderr
+    assert (local_appliance.CERTS_D / host / "ca.crt").read_text() == local_appliance.CA_FILE.read_text()
+    dropin = Path("/etc/containers/registries.conf.d/50-edgeai-appliance.conf").read_text()
+    assert "insecure = true" not in dropin
+    target = f"{host}/ai-for-edge/model:initial"
+    pulled = run("podman", "pull", "--authfile", str(local_appliance.PULL_AUTHFILE), target)
+    assert pulled.returncode == 0, pulled.stderr
+    # Without the CA (an empty certificate folder instead of certs.d) the same pull fails.
+    empty = tmp_path / "no-ca"
+    empty.mkdir()
+    untrusted = run(
+        "podman", "pull", "--cert-dir", str(empty), "--authfile", str(local_appliance.PULL_AUTHFILE), target
+    )
+    assert untrusted.returncode != 0 and "certificate" in untrusted.stderr, untrusted.stderr
+    # The registry runs unprivileged on a read-only root file system.
+    inspected = json.loads(podman("inspect", "registry-pod-0-registry").stdout)[0]
+    assert inspected["Config"]["User"] not in ("", "0", "root"), inspected["Config"]["User"]
+    assert inspected["HostConfig"]["ReadonlyRootfs"] is True
+
+
+def test_the_web_app_answers_only_over_tls_and_checks_its_model(deployed: str) -> None:
+    # Plain HTTP to the app's port is redirected to HTTPS; HTTPS is verified with the site CA.
+    connection = http.client.HTTPConnection("127.0.0.1", 8443, timeout=10)
+    connection.request("GET", "/healthz")
+    answer = connection.getresponse()
+    assert answer.status == 301 and answer.getheader("Location") == f"{local_appliance.WEBAPP}/healthz"
+    with pytest.raises(urllib.error.URLError) as untrusted:
+        urllib.request.urlopen(
+            f"{local_appliance.WEBAPP}/healthz", timeout=10, context=ssl.create_default_context()
+        )
+    assert "CERTIFICATE_VERIFY_FAILED" in str(untrusted.value)
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(
+        local_appliance.SiteCAHandler(), urllib.request.HTTPCookieProcessor(jar)
+    )
+    form = urllib.parse.urlencode(
+        {"user": "operator", "password": local_appliance.credential("webapp-password")}
+    )
+    opener.open(f"{local_appliance.WEBAPP}/login", data=form.encode(), timeout=10).close()
+    assert [cookie.secure for cookie in jar] == [True]
+    # The model's sha256 travels in the pod (from the model image's label) and the app checked it.
+    webapp = json.loads(podman("inspect", "webapp-pod-0-webapp").stdout)[0]
+    env = dict(item.split("=", 1) for item in webapp["Config"]["Env"])
+    assert re.fullmatch(r"[0-9a-f]{64}", env["MODEL_SHA256"]), env.get("MODEL_SHA256")
+    assert get_json(f"{local_appliance.WEBAPP}/readyz")["model"] == {
+        "version": local_appliance.model_version()
+    }
+    # Least privilege: read-only root file systems for the app, its TLS terminator and nginx-rtmp.
+    for container in ("webapp-pod-0-webapp", "webapp-pod-0-tls", "nginx-rtmp-pod-0-nginx-rtmp"):
+        assert json.loads(podman("inspect", container).stdout)[0]["HostConfig"]["ReadonlyRootfs"] is True, (
+            container
+        )
+
+
 def podman(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["podman", *args], capture_output=True, text=True, check=True)
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)

@@ -104,7 +104,9 @@ def test_a_retrain_publishes_and_rolls_out_the_new_person(
             "podman",
             "run",
             "--rm",
-            "--tls-verify=false",
+            # As the device pulls: over TLS trusted through /etc/containers/certs.d, with its pull secret.
+            "--authfile",
+            str(local_appliance.PULL_AUTHFILE),
             "-v",
             f"{copy}:/target",
             f"127.0.0.1:5000/ai-for-edge/model:{version}",

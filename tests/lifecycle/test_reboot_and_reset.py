@@ -15,7 +15,6 @@ import pytest
 
 import local_appliance
 from playbook import recap_counts, run_playbook
-from servers import manifest_digest
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +72,7 @@ def deployed() -> Iterator[None]:
 
 def test_site_over_stopped_pods_brings_them_back_with_their_content(deployed: None) -> None:
     assert len(units()) == len(local_appliance.PODS), "site.yml enables a boot unit per workload"
-    webapp_digest = manifest_digest("127.0.0.1:5000", "ai-for-edge/webapp", "0.1.0")
+    webapp_digest = local_appliance.registry_digest("ai-for-edge/webapp", "0.1.0")
     subprocess.run(["podman", "pod", "stop", *local_appliance.PODS], check=True, capture_output=True)
     assert all(not status.startswith("Running") for status in pods().values())
 
@@ -83,7 +82,7 @@ def test_site_over_stopped_pods_brings_them_back_with_their_content(deployed: No
         local_appliance.PODS, "Running"
     )
     # The registry's volume (and what was pushed into it) and the model in service are kept.
-    assert manifest_digest("127.0.0.1:5000", "ai-for-edge/webapp", webapp_digest) == webapp_digest
+    assert local_appliance.registry_digest("ai-for-edge/webapp", webapp_digest) == webapp_digest
     assert local_appliance.registry_tags() == ["initial"]
     assert local_appliance.model_version() == "initial"
     # The store comes back with its bucket and the same generated key.

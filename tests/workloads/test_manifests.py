@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from playbook import run_playbook
-from servers import Registry, S3Server
+from servers import Registry, S3Server, SiteCredentials
 
 SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSIONS = ("1.26", "1.37")
@@ -55,7 +55,10 @@ def device_inventory(tmp: Path) -> str:
 
 def render(tmp: Path, registry: Registry, **extra: Any) -> Path:
     """deploy.yml on the manifests runtime, which writes what the microshift runtime applies;
-    the images are built here and pushed to `registry`, standing for the device's."""
+    the images are built here and pushed to `registry`, standing for the device's (with its
+    site's CA and password where the play finds them)."""
+    if registry.site:
+        registry.site.seed(tmp)
     run_playbook(
         "playbooks/deploy.yml",
         "-i",
@@ -88,8 +91,11 @@ def load_tree(tree: Path) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def device_registry() -> Iterator[Registry]:
-    with Registry() as registry:
+    """The device's registry as deploy.yml sets it up by default: TLS from the site CA, a password."""
+    site = SiteCredentials()
+    with Registry(site=site) as registry:
         yield registry
+    site.remove()
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +213,21 @@ def test_nuc_webapp_is_unprivileged_cpu_hog(nuc_tree: Path, device_registry: Reg
     # The users, tokens and session secret come from the Secret the site creates (GitOps).
     assert pod["volumes"] == [
         {"name": "model", "emptyDir": {"sizeLimit": "64Mi"}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
         {"name": "auth", "secret": {"secretName": "webapp-auth"}},
     ]
+    assert app["securityContext"]["readOnlyRootFilesystem"] is True
     assert env_of(app)["MODEL_FILENAME"] == "/model/model.data"
     assert env_of(app)["WEB_AUTH"] == "on"
     assert env_of(app)["WEB_USERS_FILE"] == "/etc/edgeface/auth/users"
+    # Behind the router's TLS: Secure cookies, the router's X-Forwarded-* taken.
+    assert env_of(app)["WEB_COOKIE_SECURE"] == "on"
+    assert env_of(app)["WEB_TRUSTED_PROXY"] == "*"
+    # The model's sha256 from the gate (the model image's label) is checked by the app.
+    assert re.fullmatch(r"[0-9a-f]{64}", env_of(app)["MODEL_SHA256"])
     assert pod["automountServiceAccountToken"] is False
+    # The images come from the device's registry with the site's pull secret.
+    assert pod["imagePullSecrets"] == [{"name": "registry-pull"}]
     assert "hostPort" not in app["ports"][0]
 
 
@@ -232,6 +247,13 @@ def test_routes_keep_the_original_demo_names(nuc_tree: Path) -> None:
     objects = load_tree(nuc_tree)
     assert objects["webapp/Route/webapp"]["spec"]["host"] == "webapp-ai-for-edge.cluster.local"
     assert objects["registry/Route/registry"]["spec"]["host"] == "default-registry.cluster.local"
+    # HTTPS only: the router terminates the app's TLS (the GitOps tree names no certificate: the
+    # router's default, or the site's added from edge_credentials_dir) and passes the registry's through.
+    assert objects["webapp/Route/webapp"]["spec"]["tls"] == {
+        "termination": "edge",
+        "insecureEdgeTerminationPolicy": "Redirect",
+    }
+    assert objects["registry/Route/registry"]["spec"]["tls"] == {"termination": "passthrough"}
     rtmp = objects["nginx-rtmp/Service/nginx-rtmp"]["spec"]
     assert rtmp["type"] == "NodePort"
     assert rtmp["ports"][0]["nodePort"] == 30935
@@ -247,8 +269,18 @@ def test_registry_on_a_host_folder_is_a_static_volume_with_auth(jetson_tree: Pat
     pod = objects["registry/Deployment/registry"]["spec"]["template"]["spec"]
     storage = next(volume for volume in pod["volumes"] if volume["name"] == "storage")
     assert storage == {"name": "storage", "persistentVolumeClaim": {"claimName": "registry-storage"}}
-    assert env_of(pod["containers"][0])["REGISTRY_AUTH"] == "htpasswd"
-    assert "registry/Secret/registry-htpasswd" in objects
+    (registry,) = pod["containers"]
+    env = env_of(registry)
+    assert env["REGISTRY_AUTH"] == "htpasswd"
+    assert env["REGISTRY_HTTP_TLS_CERTIFICATE"] == "/etc/registry/secret/tls.crt"
+    assert env["REGISTRY_STORAGE_DELETE_ENABLED"] == "false"
+    assert {"name": "secret", "secret": {"secretName": "registry"}} in pod["volumes"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert registry["securityContext"]["readOnlyRootFilesystem"] is True
+    # The site's extra htpasswd line joins the pusher's, in the file beside the inventory.
+    htpasswd = (jetson_tree.parent / "credentials" / "localhost-registry" / "htpasswd").read_text()
+    assert htpasswd.splitlines()[0].startswith("edgeai:$2b$10$")
+    assert htpasswd.splitlines()[1] == HTPASSWD
 
 
 def test_the_embedded_store_is_a_static_volume_behind_a_node_port(jetson_tree: Path) -> None:
@@ -275,7 +307,7 @@ def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pyte
     No generated credential is anywhere in the tree."""
     tree = request.getfixturevalue(tree_name)
     objects = load_tree(tree)
-    assert not [key for key, obj in objects.items() if obj["kind"] == "Secret" and "registry" not in key]
+    assert not [key for key, obj in objects.items() if obj["kind"] == "Secret"]
     credentials = tree.parent / "credentials"
     named = {
         volume["secret"]["secretName"]
@@ -283,11 +315,15 @@ def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pyte
         for volume in pod.get("volumes", [])
         if "secret" in volume
     }
-    expected = {"webapp-auth", "nginx-rtmp-auth"} | (
+    expected = {"webapp-auth", "nginx-rtmp-auth", "registry"} | (
         {"object-store-identities"} if tree_name == "jetson_tree" else set()
     )
-    assert named - {"registry-htpasswd"} == expected
-    for secret in expected:
+    assert named == expected
+    pull_secrets = {
+        item["name"] for pod in pod_specs(objects).values() for item in pod.get("imagePullSecrets", [])
+    }
+    assert pull_secrets == {"registry-pull"}
+    for secret in expected | pull_secrets:
         folder = credentials / f"localhost-{secret}"
         assert folder.stat().st_mode & 0o777 == 0o700, folder
         assert all(path.stat().st_mode & 0o777 == 0o600 for path in folder.iterdir()), folder
@@ -463,6 +499,7 @@ edge:
 
 
 def test_two_devices_build_once_and_each_gets_the_images_in_its_own_registry(tmp_path: Path) -> None:
+    """Also a lab's choice: registries without TLS or a password (edge_registry_tls/auth off)."""
     with Registry() as registry_a, Registry() as registry_b:
         inventory = tmp_path / "hosts.yml"
         inventory.write_text(TWO_DEVICES.format(a=registry_a.host, b=registry_b.host))
@@ -474,6 +511,8 @@ def test_two_devices_build_once_and_each_gets_the_images_in_its_own_registry(tmp
                 "edge_runtime": "manifests",
                 "edge_manifests_dir": str(tmp_path / "tree"),
                 "edge_profile": "nuc",
+                "edge_registry_tls": "false",
+                "edge_registry_auth": "false",
                 **OFFLINE,
             },
         )
