@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The scrypt_hash filter: a password as the web app's users file holds it."""
 
 from __future__ import annotations

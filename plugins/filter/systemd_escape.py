@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The systemd_escape filter: a string as `systemd-escape` writes it, for unit instance names."""
 
 from __future__ import annotations

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Whether a Deployment's rollout is complete, still progressing, or failed.
 
 Pure functions over the API's own JSON shapes (camelCase dicts, as `kubectl get -o json` or

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wait for a Deployment's rollout on Kubernetes (MicroShift) and judge it by its new pods."""
 
 from __future__ import annotations

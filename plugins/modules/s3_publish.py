@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Publish a model version folder to any S3 endpoint once, complete, never overwritten."""
 
 from __future__ import annotations
