@@ -20,6 +20,7 @@ APT_PACKAGES=(
   debootstrap systemd-container
   chromium chromium-driver
   make git curl ca-certificates sudo
+  shellcheck
 )
 
 install_apt() {

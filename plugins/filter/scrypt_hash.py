@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The scrypt_hash filter: a password as the web app's users file holds it."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ DOCUMENTATION = r"""
 ---
 name: scrypt_hash
 short_description: Hash a password for the web app's users file (scrypt)
+version_added: 0.1.0
 description:
   - Returns C(scrypt$N$r$p$SALT$KEY), the hash C(edgeface hash-password) writes, with SALT and KEY in
     standard base64; KEY is C(hashlib.scrypt(password, salt, N, r, p, dklen=32)).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The systemd_escape filter: a string as `systemd-escape` writes it, for unit instance names."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ DOCUMENTATION = r"""
 ---
 name: systemd_escape
 short_description: Escape a string for a systemd unit name, as systemd-escape does
+version_added: 0.1.0
 description:
   - Turns C(/) into C(-) and every other character outside C([A-Za-z0-9:_.]) (and a leading C(.))
     into C(\\xNN), so the string can be the instance of a template unit, e.g.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Whether a Deployment's rollout is complete, still progressing, or failed.
 
 Pure functions over the API's own JSON shapes (camelCase dicts, as `kubectl get -o json` or
@@ -157,7 +158,7 @@ def _container_statuses(pod: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]
 
 
 def _has_running_container(pod: dict[str, Any]) -> bool:
-    return any(_dig(status, "state", "running") is not None for _, status in _container_statuses(pod))
+    return any(_dig(status, "state", "running") is not None for _kind, status in _container_statuses(pod))
 
 
 def _describe_state(state: dict[str, Any] | None) -> str:
@@ -415,7 +416,7 @@ def decide(
 
     failures = _container_failures(new_pods)
     if failures:
-        details = [f"  {description}" for _, description in failures]
+        details = [f"  {description}" for _reason, description in failures]
         return rollout.verdict(FAILED, failures[0][0], f"{new_label} is failing:", details + old_pods_note)
 
     progressing = _condition(deployment, "Progressing")

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Publish a model version folder to S3 once: complete, and never over another run's.
 
 Works on any boto3 S3 client (AWS, SeaweedFS, MinIO, Ceph RGW). A version folder is claimed by

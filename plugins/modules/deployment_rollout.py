@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Wait for a Deployment's rollout on Kubernetes (MicroShift) and judge it by its new pods."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: deployment_rollout
 short_description: Wait for a Deployment's rollout and judge it by the new ReplicaSet's pods
+version_added: 0.1.0
 description:
   - Polls a Deployment, its ReplicaSets and their pods with the C(kubernetes) Python client until the
     rollout is complete, has failed, or O(timeout) seconds have passed.

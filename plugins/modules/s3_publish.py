@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Publish a model version folder to any S3 endpoint once, complete, never overwritten."""
 
 from __future__ import annotations
@@ -6,6 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: s3_publish
 short_description: Publish files as a new version folder in an S3 bucket, once and completely
+version_added: 0.1.0
 description:
   - Makes sure O(bucket) exists, creating it when O(create_bucket) is true.
   - "With O(prefix), refuses a version folder that holds anything, then uploads O(files) in their
