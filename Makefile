@@ -8,10 +8,14 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 # Build scratch (reports, screenshots, bench output): never committed.
 BUILD ?= build
 
-.PHONY: setup lint pytest molecule test bench e2e clean
+.PHONY: setup lock lint pytest molecule test bench e2e clean
 
 setup:
 	scripts/setup.sh
+
+# Re-lock requirements.txt and app/requirements.txt (hashes) after editing their .in files.
+lock:
+	scripts/lock-requirements.sh
 
 lint:
 	yamllint --strict .

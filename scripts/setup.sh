@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up of a controller / build machine (Debian 12), idempotent:
 #   - the Debian packages the project and its tests use,
-#   - a .venv with the pinned Python tool chain and the app (editable) with its face stack,
+#   - a .venv with the locked Python tool chain (requirements.txt) and the app (editable) with
+#     its locked runtime and face stack (app/requirements.txt),
 #   - the collection linked where ansible-galaxy would install it,
 #   - a podman containers.conf drop-in, only where plain podman cannot run a container.
 # A second run checks and skips: it changes nothing unless a pin changed.
@@ -40,21 +41,21 @@ install_apt() {
 }
 
 install_venv() {
-  # The stamp records what was installed; matching pins skip pip entirely.
+  # The stamp records what was installed; matching locks skip pip entirely.
   local stamp="$VENV/.edgeai-setup-stamp"
   local want
-  want=$(cat requirements.txt app/requirements-face.txt app/pyproject.toml | sha256sum | cut -d' ' -f1)
+  want=$(cat requirements.txt app/requirements.txt app/pyproject.toml | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import edgeface, face_recognition' 2>/dev/null; then
     log "venv: $VENV up to date"
     return
   fi
   [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  log "venv: installing pinned tools and the app into $VENV"
+  log "venv: installing the locked tools and the app into $VENV"
   "$VENV/bin/pip" install -q --upgrade "pip==25.3"
-  "$VENV/bin/pip" install -q -r requirements.txt
-  # face_recognition declares a dependency on `dlib`, which pip would compile (~10 min);
-  # dlib-bin (in requirements.txt) provides the same module prebuilt, so these go in without deps.
-  "$VENV/bin/pip" install -q --no-deps -r app/requirements-face.txt
+  # Both locks are complete (every dependency pinned, with its hashes), so pip installs exactly
+  # them, --no-deps. That is also what keeps face_recognition from pulling in `dlib`, which pip
+  # would compile (~10 min): dlib-bin (in the runtime lock) provides the same module prebuilt.
+  "$VENV/bin/pip" install -q --require-hashes --no-deps -r requirements.txt -r app/requirements.txt
   "$VENV/bin/pip" install -q --no-deps -e app
   echo "$want" > "$stamp"
 }
