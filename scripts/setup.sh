@@ -3,6 +3,8 @@
 #   - the Debian packages the project and its tests use,
 #   - a .venv with the locked Python tool chain (requirements.txt) and the app (editable) with
 #     its locked runtime and face stack (app/requirements.txt),
+#   - qemu's binfmt_misc handler for the other architecture (amd64 <-> arm64), where the kernel
+#     lets us register it, so arm64 images build and run here under emulation,
 #   - the collection linked where ansible-galaxy would install it,
 #   - a podman containers.conf drop-in, only where plain podman cannot run a container.
 # A second run checks and skips: it changes nothing unless a pin changed.
@@ -18,7 +20,7 @@ log() { printf '==> %s\n' "$*"; }
 APT_PACKAGES=(
   podman catatonit buildah skopeo runc uidmap fuse-overlayfs slirp4netns iptables
   docker-registry nginx libnginx-mod-rtmp ffmpeg
-  debootstrap systemd-container
+  debootstrap systemd-container qemu-user-static
   chromium chromium-driver
   make git curl ca-certificates sudo
 )
@@ -60,6 +62,34 @@ install_venv() {
   echo "$want" > "$stamp"
 }
 
+enable_binfmt() {
+  # Images for the other architecture (scripts/build-images.sh --arch/--platforms) build and
+  # run under qemu-user-static: binfmt_misc mounted and qemu's handler registered. Where the
+  # kernel refuses (no root, a container without the privilege), emulation stays off and the
+  # arm64 image tests skip, saying so.
+  local dir=/proc/sys/fs/binfmt_misc handler
+  case "$(uname -m)" in
+    x86_64) handler=qemu-aarch64 ;;
+    aarch64) handler=qemu-x86_64 ;;
+    *) return 0 ;;
+  esac
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  if [ ! -e "$dir/register" ] && ! $sudo mount -t binfmt_misc binfmt_misc "$dir" 2>/dev/null; then
+    log "binfmt_misc: cannot mount $dir here: no emulation of other architectures"
+    return 0
+  fi
+  if [ -e "$dir/$handler" ]; then
+    log "binfmt_misc: $handler registered"
+    return 0
+  fi
+  if $sudo sh -c "cat /usr/lib/binfmt.d/$handler.conf > $dir/register" 2>/dev/null; then
+    log "binfmt_misc: registered $handler"
+  else
+    log "binfmt_misc: cannot register $handler here: no emulation of other architectures"
+  fi
+}
+
 link_collection() {
   # ansible finds edgeai.appliance.* (FQCN) through this link, as if installed from Galaxy.
   local dir="$ROOT/.collections/ansible_collections/edgeai"
@@ -86,6 +116,7 @@ podman_runtime() {
 }
 
 install_apt
+enable_binfmt
 install_venv
 link_collection
 podman_runtime
