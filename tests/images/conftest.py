@@ -4,6 +4,7 @@ run on 127.0.0.1 with random free ports, removed afterwards."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import uuid
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 
-PREFIX = "localhost/ai-for-edge"
+# The product's prefix (what the workload roles run); another one keeps a second checkout's image
+# tests on the same machine from retagging the images a first one is running.
+PREFIX = os.environ.get("EDGEAI_TEST_IMAGES_PREFIX", "localhost/ai-for-edge")
 MODEL_VERSION = "test-images"
 PEOPLE = {"obama.jpg": "Barack Obama", "biden.jpg": "Joe Biden"}
 RunContainer = Callable[..., str]
