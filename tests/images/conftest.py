@@ -44,6 +44,22 @@ def image_size(ref: str) -> int:
     return int(podman("image", "inspect", "--format", "{{.Size}}", ref).stdout)
 
 
+def build_images(repo_root: Path, *args: str, timeout: float = 1800) -> str:
+    """Runs scripts/build-images.sh ARGS; returns its output, a line "==> REF: built|unchanged ID"
+    per image (a failure shows the ends of both streams)."""
+    result = subprocess.run(
+        [str(repo_root / "scripts" / "build-images.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"build-images.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    return result.stdout
+
+
 @pytest.fixture(scope="session")
 def model_file(sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real model.data: one photo each of Barack Obama and Joe Biden."""
@@ -70,26 +86,16 @@ def built_images(repo_root: Path, model_file: Path) -> Iterator[dict[str, str]]:
     """Builds webapp, nginx-rtmp, registry, busybox and model with --offline-base (cached layers
     make a second run quick); yields {image name: reference}. The product tags stay (they are
     what the workload roles run); the test model's tag is removed."""
-    result = subprocess.run(
-        [
-            str(repo_root / "scripts" / "build-images.sh"),
-            *("--offline-base", "--prefix", PREFIX),
-            *("--model-file", str(model_file), "--model-version", MODEL_VERSION),
-            *("webapp", "nginx-rtmp", "registry", "model"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"build-images.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    stdout = build_images(
+        repo_root,
+        *("--offline-base", "--prefix", PREFIX),
+        *("--model-file", str(model_file), "--model-version", MODEL_VERSION),
+        *("webapp", "nginx-rtmp", "registry", "model"),
     )
     refs = {
-        match["ref"].rsplit("/", 1)[1].split(":")[0]: match["ref"]
-        for match in BUILT_LINE.finditer(result.stdout)
+        match["ref"].rsplit("/", 1)[1].split(":")[0]: match["ref"] for match in BUILT_LINE.finditer(stdout)
     }
-    assert set(refs) == {"webapp", "nginx-rtmp", "registry", "busybox", "model"}, result.stdout
+    assert set(refs) == {"webapp", "nginx-rtmp", "registry", "busybox", "model"}, stdout
     yield refs
     podman("rmi", refs["model"], check=False)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import image_config, podman
+from .conftest import build_images, image_config, podman
 
 pytestmark = pytest.mark.slow
 
@@ -54,21 +54,11 @@ def arm64_webapp(repo_root: Path) -> str:
     if problem:
         pytest.skip(f"arm64 emulation unavailable: {problem}")
     started = time.monotonic()
-    result = subprocess.run(
-        [
-            str(repo_root / "scripts" / "build-images.sh"),
-            *("--offline-base", "--arch", "arm64", "--prefix", PREFIX, "webapp"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        check=False,
+    stdout = build_images(
+        repo_root, "--offline-base", "--arch", "arm64", "--prefix", PREFIX, "webapp", timeout=3600
     )
-    assert result.returncode == 0, (
-        f"build-images.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
-    )
-    match = re.search(r"^==> (\S+/webapp:\S+): (built|unchanged)", result.stdout, re.MULTILINE)
-    assert match, result.stdout
+    match = re.search(r"^==> (\S+/webapp:\S+): (built|unchanged)", stdout, re.MULTILINE)
+    assert match, stdout
     print(f"arm64 webapp image: {match[2]} in {time.monotonic() - started:.0f} s")
     return match[1]
 
