@@ -80,7 +80,9 @@ enable_binfmt() {
     return 0
   fi
   if [ -e "$dir/$handler" ]; then
-    log "binfmt_misc: $handler registered"
+    # Registered; switched back on if someone disabled it (echo 0 > the handler's file).
+    head -1 "$dir/$handler" | grep -qx enabled || $sudo sh -c "echo 1 > $dir/$handler" || true
+    log "binfmt_misc: $handler $(head -1 "$dir/$handler")"
     return 0
   fi
   if $sudo sh -c "cat /usr/lib/binfmt.d/$handler.conf > $dir/register" 2>/dev/null; then

@@ -29,7 +29,15 @@ HANDLER = "qemu-aarch64"
 def arm64_emulation_problem() -> str | None:
     """None when arm64 binaries run here (natively, or qemu's binfmt handler is registered, which
     this registers as scripts/setup.sh does when it can); otherwise why they cannot."""
-    if platform.machine() == "aarch64" or (BINFMT / HANDLER).exists():
+    if platform.machine() == "aarch64":
+        return None
+    handler = BINFMT / HANDLER
+    if handler.exists():
+        if not handler.read_text().startswith("enabled"):
+            try:
+                handler.write_text("1")
+            except OSError as error:
+                return f"{handler} is disabled and cannot be enabled: {error}"
         return None
     if not (BINFMT / "register").exists():
         command = ["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)]
