@@ -9,10 +9,14 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 BUILD ?= build
 COLLECTION_TARBALL := $(BUILD)/edgeai-appliance-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
 
-.PHONY: setup lint pytest sanity molecule test collection changelog bench e2e clean
+.PHONY: setup lock lint pytest sanity molecule test collection changelog bench e2e clean
 
 setup:
 	scripts/setup.sh
+
+# Re-lock requirements.txt and app/requirements.txt (hashes) after editing their .in files.
+lock:
+	scripts/lock-requirements.sh
 
 lint:
 	yamllint --strict .

@@ -4,6 +4,7 @@ run on 127.0.0.1 with random free ports, removed afterwards."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import uuid
@@ -13,7 +14,9 @@ from typing import Any
 
 import pytest
 
-PREFIX = "localhost/ai-for-edge"
+# The product's prefix (what the workload roles run); another one keeps a second checkout's image
+# tests on the same machine from retagging the images a first one is running.
+PREFIX = os.environ.get("EDGEAI_TEST_IMAGES_PREFIX", "localhost/ai-for-edge")
 MODEL_VERSION = "test-images"
 PEOPLE = {"obama.jpg": "Barack Obama", "biden.jpg": "Joe Biden"}
 RunContainer = Callable[..., str]
@@ -39,6 +42,22 @@ def image_config(ref: str) -> dict[str, Any]:
 def image_size(ref: str) -> int:
     """Bytes of an image, all layers."""
     return int(podman("image", "inspect", "--format", "{{.Size}}", ref).stdout)
+
+
+def build_images(repo_root: Path, *args: str, timeout: float = 1800) -> str:
+    """Runs scripts/build-images.sh ARGS; returns its output, a line "==> REF: built|unchanged ID"
+    per image (a failure shows the ends of both streams)."""
+    result = subprocess.run(
+        [str(repo_root / "scripts" / "build-images.sh"), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"build-images.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    return result.stdout
 
 
 @pytest.fixture(scope="session")
@@ -67,26 +86,16 @@ def built_images(repo_root: Path, model_file: Path) -> Iterator[dict[str, str]]:
     """Builds webapp, nginx-rtmp, registry, busybox and model with --offline-base (cached layers
     make a second run quick); yields {image name: reference}. The product tags stay (they are
     what the workload roles run); the test model's tag is removed."""
-    result = subprocess.run(
-        [
-            str(repo_root / "scripts" / "build-images.sh"),
-            *("--offline-base", "--prefix", PREFIX),
-            *("--model-file", str(model_file), "--model-version", MODEL_VERSION),
-            *("webapp", "nginx-rtmp", "registry", "model"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        check=False,
-    )
-    assert result.returncode == 0, (
-        f"build-images.sh failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    stdout = build_images(
+        repo_root,
+        *("--offline-base", "--prefix", PREFIX),
+        *("--model-file", str(model_file), "--model-version", MODEL_VERSION),
+        *("webapp", "nginx-rtmp", "registry", "model"),
     )
     refs = {
-        match["ref"].rsplit("/", 1)[1].split(":")[0]: match["ref"]
-        for match in BUILT_LINE.finditer(result.stdout)
+        match["ref"].rsplit("/", 1)[1].split(":")[0]: match["ref"] for match in BUILT_LINE.finditer(stdout)
     }
-    assert set(refs) == {"webapp", "nginx-rtmp", "registry", "busybox", "model"}, result.stdout
+    assert set(refs) == {"webapp", "nginx-rtmp", "registry", "busybox", "model"}, stdout
     yield refs
     podman("rmi", refs["model"], check=False)
 
