@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The bcrypt_hash filter: a password as Docker distribution's htpasswd file holds it."""
 
 from __future__ import annotations
