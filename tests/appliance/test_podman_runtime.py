@@ -102,7 +102,13 @@ def test_only_healthz_and_readyz_answer_without_a_credential(deployed: str) -> N
     users = local_appliance.SECRETS_DIR / "webapp-auth" / "users"
     assert users.stat().st_mode & 0o777 == 0o640
     assert users.read_text().startswith("operator:viewer:scrypt$")
-    for name in ("webapp-password", "webapp-token", "webapp-session-secret", "rtmp-publish-key"):
+    for name in (
+        "webapp-password",
+        "webapp-token",
+        "webapp-session-secret",
+        "rtmp-publish-key",
+        "registry-password",
+    ):
         assert local_appliance.credential(name) not in deployed, name
 
 

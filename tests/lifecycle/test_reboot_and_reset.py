@@ -109,6 +109,7 @@ def test_reset_removes_what_the_appliance_put_here_and_site_works_again(deployed
     assert not local_appliance.SECRETS_DIR.exists()
     assert HOSTS_MARKER not in Path("/etc/hosts").read_text()
     assert not DROP_IN.exists()
+    assert not (local_appliance.CERTS_D / local_appliance.REGISTRY_HOST).exists()
     assert Path("/etc/hosts").read_text().splitlines() == hosts_before  # every other line stays
 
     local_appliance.site()
