@@ -149,9 +149,11 @@ def test_the_store_has_its_bucket_runs_unprivileged_and_refuses_unsigned_request
     assert config["HostConfig"]["ReadonlyRootfs"] is True
     identities = local_appliance.SECRETS_DIR / "object-store-identities" / "s3.json"
     assert identities.stat().st_mode & 0o777 == 0o640
-    # The generated key pair, kept beside the inventory, root only.
+    # The generated key pair, kept beside the inventory, root only (certificates are public).
     assert local_appliance.CREDENTIALS_DIR.stat().st_mode & 0o777 == 0o700
-    assert all(path.stat().st_mode & 0o777 == 0o600 for path in local_appliance.CREDENTIALS_DIR.iterdir())
+    for path in local_appliance.CREDENTIALS_DIR.rglob("*"):
+        expected = 0o700 if path.is_dir() else 0o644 if path.suffix == ".crt" else 0o600
+        assert path.stat().st_mode & 0o777 == expected, path
     assert store.secret_key not in deployed and store.access_key not in deployed
 
 
