@@ -10,6 +10,9 @@ From the face's first frame (the time it was captured) to the first displayed fr
 - vote: from that scan's end until the face's vote gives its right name (more attempts);
 - show: from then until a displayed frame shows it.
 
+For the scan that found it, also: its share of the frame, the faces it encoded, and the seconds
+the worker took (on a core shared with the machine's other work: the wall time, not its CPU).
+
     trace = NamingTrace.attach(pipeline)      # before pipeline.start()
     trace.displayed(pass_index, clip_number, frame)   # from the display hook
     trace.stages(pass_index, start, face, truth)      # after the run
@@ -110,6 +113,7 @@ class NamingTrace:
     ) -> dict[str, Any]:
         """Seconds of each stage (STAGES) of appearance (`start`, `face`) in pass `index`
         (`named`: the clip frame that first showed its name); missing stages are NaN."""
+        from benchmarks.clip import SIZE
         from benchmarks.recognition import near, same_face
 
         nan = float("nan")
@@ -143,7 +147,7 @@ class NamingTrace:
             "scan": (found.ended - found.started) if found else nan,
             "vote": (voted - found.ended) if found else nan,
             "show": end - voted,
-            "area": sum(r.width * r.height for r in found.regions) / (1280 * 720) if found else nan,
+            "area": sum(r.width * r.height for r in found.regions) / (SIZE[0] * SIZE[1]) if found else nan,
             "encoded": found.attempts if found else nan,
             "worker": found.worker if found else nan,
             "by": found.by if found else "",
