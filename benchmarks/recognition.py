@@ -9,7 +9,9 @@ Prints, from one run, as ratios over the clip's faces >= 40 px:
   face shown rightly, then with another label (Obama as Unknown, the stranger as Obama);
 - time to name p50/p95: from a face's first frame to the first displayed frame that names it;
 - frames/s with both faces of a two-face frame named correctly;
-- CPU s/s of the app (process + inference workers) while the clip plays.
+- CPU s/s of the app (process + inference workers) while the clip plays;
+- where each appearance's time to name went at defaults (benchmarks/_trace.py): waiting for a
+  scan of its place, scans that missed it, the scan that found it, the vote, the display.
 
     python -m benchmarks recognition
 """
@@ -24,6 +26,9 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from benchmarks._trace import STAGES, NamingTrace
+from benchmarks.clip import FPS
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -82,8 +87,8 @@ def evaluate(passes: list[dict[int, list[Any]]], truth: list[list[Any]], fps: in
                 both_right += right == 2
         for start, face in appearances(truth):
             named = time_to_name(shown, truth, start, face)
-            delays.append((start, face, math.inf if named is None else (named - start) / fps))
-    seconds = sorted(delay for _, _, delay in delays)
+            delays.append((index, start, face, named, math.inf if named is None else (named - start) / fps))
+    seconds = sorted(delay for *_, delay in delays)
 
     def recall(label: str) -> float:
         hits = [hit for (_, _, who), hit in slots.items() if who == label]
@@ -145,14 +150,16 @@ def appearances(truth: list[list[Any]]) -> list[tuple[int, Any]]:
     return found
 
 
-def run_pipeline(config: Any, url: str, total: int) -> tuple[list[dict[int, list[Any]]], float]:
+def run_pipeline(config: Any, url: str, total: int) -> tuple[list[dict[int, list[Any]]], float, NamingTrace]:
     """Play the clip through the app; returns the detections shown per frame of PASSES whole
-    passes (after the first, which may start mid-clip) and the app's CPU s/s during them."""
+    passes (after the first, which may start mid-clip), the app's CPU s/s during them and the
+    trace of its scans and votes."""
     from benchmarks.clip import read_number
     from benchmarks.pipeline import cpu_seconds
     from edgeface.pipeline import Pipeline
 
     pipeline = Pipeline(config)
+    trace = NamingTrace.attach(pipeline)
     passes: list[dict[int, list[Any]]] = [{}]
     marks: list[tuple[float, float]] = []  # (time, cpu) at each wrap
     last = [-1]
@@ -164,17 +171,19 @@ def run_pipeline(config: Any, url: str, total: int) -> tuple[list[dict[int, list
             pids = [worker.pid for worker in pipeline.workers if worker.pid]
             marks.append((time.monotonic(), cpu_seconds(pids)))
             passes.append({})
+            trace.new_pass()
             if len(passes) > PASSES + 1:
                 done.set()
         last[0] = number
         passes[-1][number] = list(detections)
+        trace.displayed(number, frame)
 
     pipeline.on_display = record
     pipeline.start()
     done.wait(timeout=total / 15 * (PASSES + 2) + 120)
     pipeline.stop()
     (t1, c1), (t2, c2) = marks[0], marks[PASSES]
-    return passes[1 : PASSES + 1], (c2 - c1) / (t2 - t1)
+    return passes[1 : PASSES + 1], (c2 - c1) / (t2 - t1), trace
 
 
 def simulate_seed(
@@ -211,6 +220,32 @@ def simulate_seed(
     return shown, busy / (total / 15)
 
 
+def print_stages(trace: NamingTrace, delays: list[tuple[Any, ...]], truth: list[list[Any]]) -> None:
+    """Each appearance's time to name at defaults cut into its stages (benchmarks/_trace.py),
+    and each stage's median and largest share."""
+    cuts = [
+        (start, face, trace.stages(index, start, face, truth, named))
+        for index, start, face, named, _ in delays
+    ]
+    print("where the time to name went (s: " + " ".join(STAGES) + "):")
+    print(
+        "  "
+        + "; ".join(
+            f"{start / FPS:.1f} {face.label.split()[-1]} "
+            + " ".join(f"{stages[name]:.2f}" for name in STAGES)
+            + f" ({stages['by'][:4]} {stages['area']:.2f} of frame, {stages['encoded']} enc,"
+            f" {stages['worker']:.2f} s)"
+            for start, face, stages in cuts
+        )
+    )
+    summary = []
+    for name in STAGES:
+        values = sorted(value for *_, stages in cuts if not math.isnan(value := stages[name]))
+        if values:
+            summary.append(f"{name} p50 {values[len(values) // 2]:.2f} max {values[-1]:.2f}")
+    print("  stages: " + ", ".join(summary))
+
+
 def decode_cpu(url: str, seconds: float) -> float:
     """CPU s/s of a bare OpenCV capture decoding `url` (no inference, no drawing or encoding)."""
     from benchmarks.pipeline import cpu_seconds, passthrough_fps
@@ -221,7 +256,7 @@ def decode_cpu(url: str, seconds: float) -> float:
 
 
 def main() -> None:
-    from benchmarks.clip import FPS, SECONDS, ClipBuilder
+    from benchmarks.clip import SECONDS, ClipBuilder
     from benchmarks.pipeline import make_model
     from edgeface.config import load_config
     from photos import sample_photos_dir
@@ -237,7 +272,7 @@ def main() -> None:
         make_model(photos, model)
         config = load_config({"MODEL_FILENAME": str(model), "VIDEO_STREAM_URL": rtmp.url("clip")})
         with Publisher(video, rtmp.url("clip")):
-            shown, cpu = run_pipeline(config, rtmp.url("clip"), SECONDS * FPS)
+            shown, cpu, trace = run_pipeline(config, rtmp.url("clip"), SECONDS * FPS)
             decode = decode_cpu(rtmp.url("clip"), 15)
         rows.append(("edgeface defaults", evaluate(shown, truth, FPS), cpu))
         for ratio, upsample in ((0.25, 1), (1.0, 2)):
@@ -255,9 +290,10 @@ def main() -> None:
         "  "
         + "; ".join(
             f"{start / FPS:.1f} {face.label.split()[-1]} {face.box.height}: {delay:.2f}"
-            for start, face, delay in ours["delays"]
+            for _, start, face, _, delay in ours["delays"]
         )
     )
+    print_stages(trace, ours["delays"], truth)
     print(f"decode-only passthrough CPU s/s {decode:.3f} (the demo rows include it)")
     for name, score, cpu in rows:
         print(

@@ -12,9 +12,10 @@ import pytest
 from edgeface.config import AppConfig
 from edgeface.detector import Detector
 from edgeface.model import load_model
+from edgeface.pipeline import Pipeline
 from edgeface.recogniser import Recogniser, encode_faces
-from edgeface.scanning import ScanPlanner, SceneWatch, halves
-from edgeface.tracks import HOLD_SECONDS, LOST_SECONDS, FaceTracks
+from edgeface.scanning import LONGEST_REST, ScanBudget, ScanPlanner, SceneWatch, halves
+from edgeface.tracks import HOLD_SECONDS, LOST_SECONDS, RETRY_SECONDS, FaceTracks
 from edgeface.values import UNKNOWN, Box
 from servers import face_crop
 
@@ -192,3 +193,69 @@ def test_a_whole_frame_is_shared_in_two_halves_that_each_hold_a_200_px_face_on_t
     left, right = halves(WHOLE)
     assert left.left == 0 and right.right == 1280 and left.right - right.left >= 200
     assert left.width < 0.65 * 1280 and right.width < 0.65 * 1280
+
+
+def test_without_a_patrol_an_unchanged_frame_is_not_scanned_and_a_slow_change_adds_up(
+    sample_photos: Path,
+) -> None:
+    planner = ScanPlanner()
+    still = small_face_frame(sample_photos, x=400)
+    planner.plan(still, [])
+    assert planner.plan(still, [], patrol=False).regions == []  # nothing to scan on this frame
+
+    halfway, there = still.copy(), still.copy()
+    halfway[300:420, 1000:1100] = 96 + 12  # each step too small to count on its own ...
+    there[300:420, 1000:1100] = 96 + 24
+    assert planner.plan(halfway, [], patrol=False).regions == []
+    (region,) = planner.plan(there, [], patrol=False).regions  # ... but both are, since the last scan
+    assert region.left <= 1000 and region.right >= 1100
+
+
+def test_the_scanner_scans_at_once_after_a_quiet_while_and_half_the_time_while_busy() -> None:
+    clock = Clock()
+    budget = ScanBudget(duty=0.5, burst=0.6, clock=clock)
+    clock.now += 0.1
+    assert budget.spend(0.1) == 0.0  # a face walked in after a quiet while: no rest
+    clock.now += 0.3
+    assert budget.spend(0.3) == 0.0  # still within the burst
+
+    rests = []
+    for _ in range(20):  # a pan: whole-frame scans back to back
+        clock.now += 0.35
+        rest = budget.spend(0.35)
+        clock.now += rest
+        rests.append(rest)
+    assert rests[-1] == pytest.approx(0.35)  # as long as it scanned: half a core
+
+    assert budget.spend(2.0) == LONGEST_REST  # one long scan does not keep it away for long
+    budget.forgive()  # a new scene
+    assert budget.spend(0.0) == 0.0
+
+
+def test_a_new_scenes_halves_go_to_whoever_is_free_first(sample_photos: Path) -> None:
+    pipeline = Pipeline(AppConfig(inference_workers=2))
+    frame = small_face_frame(sample_photos)
+
+    first = pipeline.scene_part(frame)
+    second = pipeline.scene_part(frame)  # the other worker is busy: the same one takes the other half
+
+    assert {first, second} == set(halves(WHOLE)) and pipeline.scene_part(frame) is None
+    assert pipeline.planner(frame, [], patrol=False).regions == []  # later plans compare with it
+    pipeline.new_scene(10)
+    assert pipeline.scene_part(frame) in halves(WHOLE)
+
+
+def test_a_new_face_is_tried_again_soon_and_then_rarely(sample_photos: Path, detector: Detector) -> None:
+    clock = Clock()
+    tracks = FaceTracks(named=0.6, min_size=40, clock=clock)
+    frame = small_face_frame(sample_photos, height=60)
+    scan(tracks, detector, NOBODY, frame, 1)
+    assert tracks.to_encode() == []
+
+    for number in (2, 3):  # the next attempts, RETRY_SECONDS apart (a second one names a face surely)
+        clock.now += RETRY_SECONDS + 0.01
+        assert len(tracks.to_encode()) == 1
+        scan(tracks, detector, NOBODY, frame, number)
+
+    clock.now += RETRY_SECONDS + 0.01
+    assert tracks.to_encode() == [] and RETRY_SECONDS <= 0.1

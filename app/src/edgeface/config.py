@@ -16,7 +16,7 @@ frame of real photos with faces 87 px and 72 px tall (HOG, one core):
 A whole frame at our default is scanned only on a new scene (shared by both workers);
 otherwise the scanner looks where the picture changed (edgeface.scanning) and the follower
 re-detects each face around its last box, scaled to ~90 px (edgeface.tracks). On the labelled
-clip of `python -m benchmarks recognition` that costs 0.67-0.71 CPU s/s in all (three runs,
+clip of `python -m benchmarks recognition` that costs 0.71-0.76 CPU s/s in all (two runs,
 README).
 
 `VIDEO_PROCESSING_FPS` defaults to **15** instead of the seed's 1. The seed needed a whole core for

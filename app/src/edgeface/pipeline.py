@@ -46,7 +46,7 @@ from edgeface.inference import (
 from edgeface.liveness import Heartbeat, Liveness
 from edgeface.metrics import PipelineCollector, PipelineMetrics
 from edgeface.recogniser import DEFAULT_TOLERANCE
-from edgeface.scanning import ScanPlan, ScanPlanner, SceneWatch, halves
+from edgeface.scanning import ScanBudget, ScanPlan, ScanPlanner, SceneWatch, halves
 from edgeface.source import LIVE, Frame, VideoSource
 from edgeface.status import pipeline_status
 from edgeface.tracks import FRESH_FRAMES, FaceTracks
@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 NO_SIGNAL_INTERVAL = 0.5  # seconds between "no signal" frames
 IDLE_SECONDS = 0.3  # the scanner's pause between tiles while nothing changes
-SCAN_DUTY = 0.5  # most of its time the scanner spends scanning while the picture keeps changing
 INFER_SECONDS = 30.0  # longest a worker may take over one frame before its loop counts as stuck
 STOP_SECONDS = 1.2  # the whole pipeline's shutdown deadline: `edgeface serve` ends within 2 s of SIGTERM
 
@@ -270,9 +269,9 @@ class AutoLoop(InferenceLoop):
 
 class FollowLoop(InferenceLoop):
     """Every update (up to VIDEO_PROCESSING_FPS): re-detects the faces on screen around where they
-    were (edgeface.tracks) and shows them with their voted names. On the first frame of a new
-    scene (nobody to follow) it scans the right half of the frame, while the scanner scans the
-    left one as soon as it is free."""
+    were (edgeface.tracks) and shows them with their voted names. While a new scene's first scan
+    has a half nobody took yet (nobody to follow then), it scans that half first: the scanner
+    takes the other one as soon as it is free, or this loop does on its next update."""
 
     def step(self) -> None:
         pipeline = self.pipeline
@@ -280,9 +279,8 @@ class FollowLoop(InferenceLoop):
         frame = self.newer_frame(pipeline.claims.claimed)
         if frame is None or not pipeline.claims.claim(frame.number):
             return
-        if pipeline.take_half():
-            whole = Box(0, frame.image.shape[1], frame.image.shape[0], 0)
-            self.report(frame, self.infer(frame, ScanJob([halves(whole)[1]])), whole=True)
+        if (part := pipeline.scene_part(frame.image)) is not None:
+            self.report(frame, self.infer(frame, ScanJob([part])), whole=True)
         seconds = self.follow(frame)
         if seconds is not None:
             shown = pipeline.tracks.shown(frame.number)
@@ -290,17 +288,18 @@ class FollowLoop(InferenceLoop):
 
 
 class ScanLoop(InferenceLoop):
-    """While the picture changes: scans where new faces may be (edgeface.scanning) and makes the
-    recognition attempts the faces on screen are due, resting as long as it scanned (SCAN_DUTY:
-    a pan or a crowd rescanned whole costs at most half a core), but not after a cut; one tile
-    every IDLE_SECONDS while nothing changes. Of a new scene it scans the left half when the
-    `follower` slot's worker is up to scan the right one."""
+    """Looks at every frame: scans where new faces may be (edgeface.scanning) as soon as the
+    picture changed there, and makes the recognition attempts the faces on screen are due;
+    while nothing changes, one tile every IDLE_SECONDS. It rests only when its ScanBudget says
+    (a pan rescanned whole costs at most half a core), and not after a cut. Of a new scene it
+    scans a half nobody took yet (edgeface.pipeline.Pipeline.scene_part)."""
 
-    def __init__(self, pipeline: Pipeline, slot: WorkerSlot, follower: WorkerSlot | None = None) -> None:
+    def __init__(self, pipeline: Pipeline, slot: WorkerSlot) -> None:
         super().__init__(pipeline, slot)
         self.interval = IDLE_SECONDS
-        self.follower = follower
-        self.scanned = 0  # number of the last frame this loop scanned
+        self.scanned = 0  # number of the last frame this loop looked at
+        self.budget = ScanBudget()
+        self.patrol_at = 0.0  # monotonic time the next idle tile is due
 
     def step(self) -> None:
         pipeline = self.pipeline
@@ -309,19 +308,24 @@ class ScanLoop(InferenceLoop):
             return
         self.scanned = frame.number
         followed = pipeline.tracks.boxes()
-        plan = pipeline.planner(frame.image, followed)
-        regions = plan.regions
-        if plan.new and self.follower is not None and self.follower.ready:
-            regions = [halves(regions[0])[0]]  # the follower scans the other half
-        elif plan.new:
-            pipeline.take_half()  # no follower to share with: this scan is whole
         due = pipeline.tracks.to_encode()
-        seconds = self.report(frame, self.infer(frame, ScanJob(regions, due, followed)), whole=plan.whole)
+        if (part := pipeline.scene_part(frame.image)) is not None:
+            plan = ScanPlan([part], whole=True)
+        else:
+            plan = pipeline.planner(frame.image, followed, patrol=time.monotonic() >= self.patrol_at)
+        if not plan.regions and not due:
+            return  # nothing changed, nobody due: the next frame is looked at
+        seconds = self.report(
+            frame, self.infer(frame, ScanJob(plan.regions, due, followed)), whole=plan.whole
+        )
         if seconds is None:
             return
-        rest = IDLE_SECONDS if plan.idle and not due else seconds * (1 / SCAN_DUTY - 1)
-        if pipeline.scene_cut.wait(min(rest, IDLE_SECONDS * 2)):
+        if plan.idle:
+            self.patrol_at = time.monotonic() + IDLE_SECONDS
+        rest = self.budget.spend(seconds)
+        if pipeline.scene_cut.wait(rest):
             pipeline.scene_cut.clear()
+            self.budget.forgive()
 
 
 class Pipeline:
@@ -351,7 +355,8 @@ class Pipeline:
         self.tracks = FaceTracks(tolerance, config.face_unknown_distance, config.face_min_size)
         self._planner = ScanPlanner()
         self._planner_lock = threading.Lock()
-        self._half_pending = False  # a new scene's right half is the follower's to scan
+        self._scene_pending = True  # a new scene's first scan is to be shared out (scene_part)
+        self._scene_parts: list[Box] = []  # the parts of it nobody took yet
         self._scenes = SceneWatch()
         self.scene_cut = threading.Event()  # set on a cut and at stop: the scanner's rest ends
         self.recognition = Recognition()
@@ -366,8 +371,6 @@ class Pipeline:
         loops = {AUTO: AutoLoop, FOLLOW: FollowLoop, SCAN: ScanLoop}
         for slot in self.slots:
             loop = loops[self.mode_of(slot.index)](self, slot)
-            if isinstance(loop, ScanLoop) and slot.index == 1:
-                loop.follower = self.slots[0]  # shares a new scene's scan
             thread = threading.Thread(target=loop.run, name=slot.name, daemon=True)
             self.liveness.heartbeat(slot.name).attach(thread, slot.worker.start_timeout)
             thread.start()
@@ -413,23 +416,29 @@ class Pipeline:
             return AUTO
         return FOLLOW if index == 0 else SCAN
 
-    def planner(self, image: np.ndarray, followed: list[Box]) -> ScanPlan:
+    def planner(self, image: np.ndarray, followed: list[Box], patrol: bool = True) -> ScanPlan:
         """The next scan's plan (shared by the scanning threads: each plans on a newer frame)."""
         with self._planner_lock:
-            return self._planner.plan(image, followed)
+            return self._planner.plan(image, followed, patrol)
 
     def scan_whole_next(self) -> None:
-        """The next scan is of the whole frame (the stream is back, a new scene): the follower
-        scans the right half of its next frame, the scanner the left (edgeface.scanning.halves)."""
+        """The next scan is of the whole frame (the stream is back, a new scene): see scene_part."""
         with self._planner_lock:
             self._planner.reset()
-            self._half_pending = self.mode_of(0) == FOLLOW
+            self._scene_pending, self._scene_parts = True, []
 
-    def take_half(self) -> bool:
-        """Whether the right half of a new scene is still to scan (it is taken: True once)."""
+    def scene_part(self, image: np.ndarray) -> Box | None:
+        """A part of a new scene's first scan that nobody took yet, to scan on `image` (HxWx3),
+        or None. The first caller after scan_whole_next() cuts `image` in two halves
+        (edgeface.scanning.halves; whole with one worker) and makes it the reference of the next
+        plans; each half goes to the first worker free to scan it, so that neither waits for a
+        scan the other is busy with."""
         with self._planner_lock:
-            pending, self._half_pending = self._half_pending, False
-            return pending
+            if self._scene_pending:
+                self._scene_pending = False
+                whole = self._planner.plan(image, []).regions
+                self._scene_parts = halves(whole[0]) if self.mode_of(0) == FOLLOW else whole
+            return self._scene_parts.pop() if self._scene_parts else None
 
     def new_scene(self, frame_number: int) -> None:
         """The scene cut on frame `frame_number`: its faces are not the ones followed so far. None

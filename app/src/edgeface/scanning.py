@@ -12,13 +12,21 @@ scanned one on a 160x90 grey thumbnail (well under 1 ms) and scans at full sensi
   when more than that changed since the last scan (a camera pan: faces followed so far stay);
 - otherwise the regions that changed, except those in the column of a followed face (its own
   head and body moving), grown by a face's size;
-- and, when nothing changed, one tile of the frame (of TILES), in turn: a face that was there
-  all along but never found (too turned away to be found then) is looked for again.
+- and, when nothing changed and a patrol is due, one tile of the frame (of TILES), in turn: a
+  face that was there all along but never found (too turned away to be found then) is looked
+  for again. Without a patrol nothing is scanned and the reference stays: the scanner looks at
+  every frame (under 1 ms), so a face that walks in is scanned on the frame it changed enough
+  on, and a slow change adds up against the last scanned frame.
+
+When the scanner may scan is `ScanBudget`'s: SCAN_DUTY of the time on average (a pan rescanned
+whole costs at most half a core), but up to BURST_SECONDS at once, so the first scans of a face
+that appears after a quiet while start at once instead of after a fixed rest.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,14 +41,16 @@ PAD = 48  # px added around a changed region (a face's edge changes before its m
 TILES = (3, 2)  # columns x rows of the rotating idle scan
 TILE_OVERLAP = 96  # px tiles overlap by, so that a face on a seam is whole in one tile
 HALVES_OVERLAP = 256  # px the two halves of a new scene's scan overlap by (faces to ~250 px)
+SCAN_DUTY = 0.5  # share of the time the scanner spends scanning, on average, while the picture keeps changing
+BURST_SECONDS = 0.6  # scanning seconds it may spend at once after a quiet while (within SCAN_DUTY on average)
+LONGEST_REST = 0.6  # seconds: a face that appears meanwhile is not kept waiting longer
 
 
 @dataclass(frozen=True)
 class ScanPlan:
-    regions: list[Box]  # where to scan, full-frame pixels
+    regions: list[Box]  # where to scan, full-frame pixels (none: nothing changed, no patrol)
     whole: bool = False  # the whole frame (first frame, a new scene, a pan)
-    new: bool = False  # a new scene (first frame, after reset()): nothing followed is in it
-    idle: bool = False  # nothing changed: one tile of the rotation
+    idle: bool = False  # nothing changed: one tile of the rotation, or nothing
 
 
 def thumbnail(bgr: np.ndarray) -> np.ndarray:
@@ -84,8 +94,10 @@ class ScanPlanner:
         """A new scene (a cut, the stream back): its next frame is scanned whole."""
         self._reference = None
 
-    def plan(self, bgr: np.ndarray, followed: Sequence[Box]) -> ScanPlan:
-        """What to scan on `bgr` (HxWx3 uint8), the faces being followed at `followed`."""
+    def plan(self, bgr: np.ndarray, followed: Sequence[Box], patrol: bool = True) -> ScanPlan:
+        """What to scan on `bgr` (HxWx3 uint8), the faces being followed at `followed`; when
+        nothing changed, the next tile if `patrol`, else nothing (and `bgr` is not the
+        reference the next plan compares with)."""
         import cv2  # noqa: PLC0415
 
         height, width = bgr.shape[:2]
@@ -93,7 +105,7 @@ class ScanPlanner:
         grey = thumbnail(bgr)
         reference, self._reference = self._reference, grey
         if reference is None:
-            return ScanPlan([whole], whole=True, new=True)
+            return ScanPlan([whole], whole=True)
         mask = changed(grey, reference)
         if mask.mean() > CUT_FRACTION:
             return ScanPlan([whole], whole=True)
@@ -115,8 +127,38 @@ class ScanPlanner:
             return ScanPlan([whole], whole=True)
         if regions:
             return ScanPlan(regions)
+        if not patrol:
+            self._reference = reference
+            return ScanPlan([], idle=True)
         self._tile = (self._tile + 1) % (TILES[0] * TILES[1])
         return ScanPlan([_tile(self._tile, width, height)], idle=True)
+
+
+class ScanBudget:
+    """How long the scanner rests after each scan: none while it has spent less than `duty` of
+    the time scanning (with up to `burst` seconds at once), else until it is back within that,
+    LONGEST_REST at most; a new scene owes nothing (`forgive()`)."""
+
+    def __init__(
+        self,
+        duty: float = SCAN_DUTY,
+        burst: float = BURST_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.duty, self.burst, self.clock = duty, burst, clock
+        self._credit = burst  # scanning seconds it may spend now
+        self._at = clock()
+
+    def spend(self, seconds: float) -> float:
+        """A scan took `seconds`: the seconds to rest before the next one."""
+        now = self.clock()
+        credit = min(self.burst, self._credit + (now - self._at) * self.duty) - seconds
+        self._credit, self._at = max(credit, -LONGEST_REST * self.duty), now
+        return max(0.0, -self._credit / self.duty)
+
+    def forgive(self) -> None:
+        """A new scene: its first scans start at once, whatever the last one's spent."""
+        self._credit = max(self._credit, 0.0)
 
 
 def _body_zone(face: Box) -> Box:

@@ -42,8 +42,9 @@ the one drawn on (a whole-frame scan takes several frames: the face may have mov
 SAME_FACE = 0.3
 """IoU from which a box is the same face as a track's box."""
 FIRST_ATTEMPTS = 3
-"""Attempts made while a face is new, RETRY_SECONDS apart; then one every RECHECK_SECONDS."""
-RETRY_SECONDS = 0.3
+"""Attempts made while a face is new, RETRY_SECONDS apart (a face one attempt does not name
+surely is named by the second within ~0.1 s); then one every RECHECK_SECONDS."""
+RETRY_SECONDS = 0.1
 RECHECK_SECONDS = 2.0
 
 
