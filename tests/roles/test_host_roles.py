@@ -101,6 +101,7 @@ def converged_inventory(debian_root: Path, tmp_path_factory: pytest.TempPathFact
         tmp_path_factory.mktemp("converged") / "inventory.yml",
         {"device": chroot_host(debian_root)},
         container_registries_mirrors=MIRRORS,
+        container_registries_insecure=["lab-mirror.site.example:5000"],
     )
     provision(inventory)
     return inventory
@@ -158,7 +159,11 @@ def test_podman_reads_the_registries_drop_in(
     )
 
     registries = json.loads(info.stdout)
-    assert registries["default-registry.cluster.local"]["Insecure"] is True
+    # The device's registry is trusted through the site CA (TLS on by default), not insecure; a
+    # registry the site lists stays insecure.
+    assert "default-registry.cluster.local" not in registries
+    assert (debian_root / "etc/containers/certs.d/default-registry.cluster.local/ca.crt").is_file()
+    assert registries["lab-mirror.site.example:5000"]["Insecure"] is True
     assert registries["docker.io"]["Insecure"] is False
     assert registries["docker.io"]["Mirrors"] == [
         {"Location": "mirror.site.example:5000", "Insecure": True, "PullFromMirror": ""}
