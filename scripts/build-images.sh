@@ -206,16 +206,24 @@ fi
 # OCI labels, the same on every image (each Containerfile names its title): where the sources
 # are, which commit, and that commit's time as the creation time, so that building the same commit
 # again gives the same image. podman adds --label values as a last step: cached layers stay.
+# A checkout has galaxy.yml; an installed collection has MANIFEST.json instead (and no .git).
+collection_meta=$ROOT/galaxy.yml
+[ -f "$collection_meta" ] || collection_meta=$ROOT/MANIFEST.json
+[ -f "$collection_meta" ] || die "neither galaxy.yml nor MANIFEST.json in $ROOT: not a collection"
 if [ -z "$source_url" ]; then
-  source_url=$(sed -n 's/^repository: *//p' "$ROOT/galaxy.yml")
+  case $collection_meta in
+    *.yml) source_url=$(sed -n 's/^repository: *//p' "$collection_meta") ;;
+    *) source_url=$("$PYTHON" -c 'import json, sys
+print(json.load(open(sys.argv[1]))["collection_info"].get("repository") or "")' "$collection_meta") ;;
+  esac
   [ -n "$source_url" ] || source_url=$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)
 fi
-revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo unknown)
+revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || true)
 created=$(TZ=UTC git -C "$ROOT" log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd 2>/dev/null \
-  || date -u -r "$ROOT/galaxy.yml" +%Y-%m-%dT%H:%M:%SZ)
-labels=(--label "org.opencontainers.image.revision=$revision"
-  --label "org.opencontainers.image.created=$created"
+  || date -u -r "$collection_meta" +%Y-%m-%dT%H:%M:%SZ)
+labels=(--label "org.opencontainers.image.created=$created"
   --label "org.opencontainers.image.licenses=Apache-2.0")
+[ -z "$revision" ] || labels+=(--label "org.opencontainers.image.revision=$revision")
 [ -z "$source_url" ] || labels+=(--label "org.opencontainers.image.source=$source_url")
 
 image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from collection_tarball import build, members, problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent

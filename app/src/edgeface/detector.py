@@ -1,7 +1,9 @@
 """Detection stage: where the faces are in an RGB frame (dlib HOG or CNN via face_recognition).
 
 The frame is scaled by `ratio` before detection (cheaper), then dlib upsamples it `upsample`
-times (finds smaller faces); boxes come back in pixels of the full-size frame. dlib's smallest
+times (finds smaller faces); boxes come back in pixels of the full-size frame. HOG looks at a grey
+copy: on colour dlib computes the gradients of each channel to keep the strongest, which costs
+~30% more time for the same faces (measured on a 768x720 crop at 2x: 0.175 s vs 0.122 s). dlib's smallest
 HOG face is ~80 px at the scale it scans, so ratio x 2**upsample = 2 finds faces from 40 px: the
 default (1, 1) does, the seed's (0.25, 1) finds none under ~160 px (see edgeface.config).
 """
@@ -38,9 +40,9 @@ class Detector:
         import cv2  # noqa: PLC0415 (heavy imports stay out of module import)
         import face_recognition  # noqa: PLC0415
 
-        small = rgb
+        small = self._looked_at(rgb)
         if self.ratio != 1.0:
-            small = cv2.resize(rgb, (0, 0), fx=self.ratio, fy=self.ratio, interpolation=cv2.INTER_AREA)
+            small = cv2.resize(small, (0, 0), fx=self.ratio, fy=self.ratio, interpolation=cv2.INTER_AREA)
         locations = face_recognition.face_locations(
             np.ascontiguousarray(small), number_of_times_to_upsample=self.upsample, model=self.model
         )
@@ -55,6 +57,14 @@ class Detector:
             for top, right, bottom, left in locations
         ]
         return sorted(boxes, key=lambda box: (box.top, box.left))
+
+    def _looked_at(self, rgb: np.ndarray) -> np.ndarray:
+        """What the detector scans of `rgb`: a grey copy for HOG, the colours for the CNN."""
+        if self.model != "hog":
+            return rgb
+        import cv2  # noqa: PLC0415
+
+        return np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
 
     @property
     def scale(self) -> float:
@@ -82,6 +92,7 @@ class Detector:
         crop = rgb[region.top : region.bottom, region.left : region.right]
         if crop.shape[0] < 16 or crop.shape[1] < 16:
             return []
+        crop = self._looked_at(crop)
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
         resized = cv2.resize(crop, (0, 0), fx=scale, fy=scale, interpolation=interpolation)
         hits = [
