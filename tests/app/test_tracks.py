@@ -3,6 +3,7 @@ followed when it moves, and keeps its name and votes; the scanner looks where th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -15,7 +16,8 @@ from edgeface.model import load_model
 from edgeface.pipeline import Pipeline
 from edgeface.recogniser import Recogniser, encode_faces
 from edgeface.scanning import LONGEST_REST, ScanBudget, ScanPlanner, SceneWatch, halves
-from edgeface.tracks import HOLD_SECONDS, LOST_SECONDS, RETRY_SECONDS, FaceTracks
+from edgeface.source import Frame
+from edgeface.tracks import CLAIM_SECONDS, HOLD_SECONDS, LOST_SECONDS, RETRY_SECONDS, FaceTracks
 from edgeface.values import UNKNOWN, Box
 from servers import face_crop
 
@@ -239,10 +241,61 @@ def test_a_new_scenes_halves_go_to_whoever_is_free_first(sample_photos: Path) ->
     first = pipeline.scene_part(frame)
     second = pipeline.scene_part(frame)  # the other worker is busy: the same one takes the other half
 
-    assert {first, second} == set(halves(WHOLE)) and pipeline.scene_part(frame) is None
+    assert first and second and pipeline.scene_part(frame) is None
+    assert {first[1], second[1]} == set(halves(WHOLE))
     assert pipeline.planner(frame, [], patrol=False).regions == []  # later plans compare with it
+    assert pipeline.scene.busy()  # until both are reported, nobody scans the scene again
+    pipeline.scene.done(first[0])
+    assert pipeline.scene.busy() and not pipeline.scene.wait(0.01)
+    pipeline.scene.done(second[0])
+    assert not pipeline.scene.busy() and pipeline.scene.wait(0.0)
+
+    pipeline.scene_part(frame)  # nothing to take: the scene was shared out
     pipeline.new_scene(10)
-    assert pipeline.scene_part(frame) in halves(WHOLE)
+    taken = pipeline.scene_part(frame)
+    assert taken and taken[1] in halves(WHOLE)
+    pipeline.new_scene(20)  # a cut while a part is out: that part no longer holds anyone up
+    assert not pipeline.scene.busy()
+    pipeline.scene.done(taken[0])  # its late report changes nothing
+    assert not pipeline.scene.busy()
+
+
+def test_a_cut_is_begun_once_by_whichever_thread_sees_it_first(sample_photos: Path) -> None:
+    pipeline = Pipeline(AppConfig(inference_workers=2))
+    image = small_face_frame(sample_photos)
+    cut = Frame(image, number=7, captured=0.0, received=0.0, scene=7)
+
+    pipeline.enter_scene(cut)  # the scanner has the cut frame before the display
+    taken = pipeline.scene_part(image)
+    pipeline.enter_scene(replace(cut, number=8))  # the display, a frame later: the same scene
+
+    assert taken and pipeline.scene.busy()  # not begun again: the half taken still counts
+    other = pipeline.scene_part(image)
+    assert other and {taken[1], other[1]} == set(halves(WHOLE))
+    pipeline.enter_scene(replace(cut, number=30, scene=30))  # the next cut
+    assert not pipeline.scene.busy() and pipeline.scene_part(image)
+
+
+def test_an_attempt_is_handed_out_once_new_faces_first(sample_photos: Path, detector: Detector) -> None:
+    clock = Clock()
+    tracks = FaceTracks(named=0.6, min_size=40, clock=clock)
+    rgb = cv2.cvtColor(small_face_frame(sample_photos, height=60), cv2.COLOR_BGR2RGB)
+    (old,) = detector.detect_in(rgb, [WHOLE])
+    tracks.scanned(1, [old], [(None, old, {"obama": 0.4})])  # tried once
+    new = Box(old.top, old.right + 500, old.bottom, old.left + 500)
+    tracks.scanned(1, [new], [])  # found by a new scene's half: never tried
+    clock.now += RETRY_SECONDS + 0.01
+
+    assert tracks.to_encode(limit=1, untried=True) == [(2, new)]  # the follower takes the new face
+    assert tracks.to_encode(limit=1, untried=True) == []  # nobody else takes it meanwhile
+    assert tracks.to_encode() == [(1, old)]  # the scanner takes what is left
+    assert tracks.to_encode() == []
+
+    tracks.scanned(2, [], [(2, new, {"biden": 0.5})])  # reported: due again after RETRY_SECONDS
+    clock.now += RETRY_SECONDS + 0.01
+    assert tracks.to_encode() == [(2, new)]
+    clock.now += CLAIM_SECONDS  # the worker trying face 1 died: it is handed out again
+    assert (1, old) in tracks.to_encode()
 
 
 def test_a_new_face_is_tried_again_soon_and_then_rarely(sample_photos: Path, detector: Detector) -> None:

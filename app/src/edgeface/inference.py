@@ -79,11 +79,12 @@ class FollowJob:
 @dataclass(frozen=True)
 class ScanJob:
     """Find faces in `regions` at the configured scale, then encode the `encode` faces (track
-    id, box) and every face found that is not one of the `known` boxes."""
+    id, box) and, with `encode_found`, every face found that is not one of the `known` boxes."""
 
     regions: Sequence[Box]
     encode: Sequence[tuple[int, Box]] = ()
     known: Sequence[Box] = ()
+    encode_found: bool = True
 
 
 Job = FollowJob | ScanJob | None
@@ -152,6 +153,7 @@ def job_to_wire(job: Job) -> dict[str, Any]:
             "regions": [box_to_wire(box) for box in job.regions],
             "encode": [[track, *box_to_wire(box)] for track, box in job.encode],
             "known": [box_to_wire(box) for box in job.known],
+            "encode_found": job.encode_found,
         }
     return {"mode": AUTO}
 
@@ -341,7 +343,8 @@ def _scan(
     targets: list[tuple[int | None, Box]] = [
         (int(item[0]), box_from_wire(item[1:])) for item in header["encode"]
     ]
-    targets += [(None, box) for box in found if all(overlap(box, other) < SAME_FACE for other in known)]
+    if header.get("encode_found", True):
+        targets += [(None, box) for box in found if all(overlap(box, other) < SAME_FACE for other in known)]
     nearest = recogniser.candidates(encode_faces(rgb, [box for _, box in targets]))
     return {
         "found": [box_to_wire(box) for box in found],

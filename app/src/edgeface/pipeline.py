@@ -46,7 +46,7 @@ from edgeface.inference import (
 from edgeface.liveness import Heartbeat, Liveness
 from edgeface.metrics import PipelineCollector, PipelineMetrics
 from edgeface.recogniser import DEFAULT_TOLERANCE
-from edgeface.scanning import ScanBudget, ScanPlan, ScanPlanner, SceneWatch, halves
+from edgeface.scanning import ScanBudget, ScanPlan, ScanPlanner, SceneShare, SceneWatch
 from edgeface.source import LIVE, Frame, VideoSource
 from edgeface.status import pipeline_status
 from edgeface.tracks import FRESH_FRAMES, FaceTracks
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 
 NO_SIGNAL_INTERVAL = 0.5  # seconds between "no signal" frames
 IDLE_SECONDS = 0.3  # the scanner's pause between tiles while nothing changes
+SCENE_WAIT = 0.25  # longest the scanner waits at a time for another worker's part of a new scene
+SCAN_ENCODINGS = 1  # attempts per scan (each ~75 ms): a scan busy when the scene cuts ends soon
 INFER_SECONDS = 30.0  # longest a worker may take over one frame before its loop counts as stuck
 STOP_SECONDS = 1.2  # the whole pipeline's shutdown deadline: `edgeface serve` ends within 2 s of SIGTERM
 
@@ -197,7 +199,9 @@ class InferenceLoop:
 
     def newer_frame(self, than: int) -> Frame | None:
         frame = self.pipeline.source.wait_newer(than, timeout=0.5)
-        if frame is None and self.pipeline.source.status().state != LIVE:
+        if frame is not None:
+            self.pipeline.enter_scene(frame)
+        elif self.pipeline.source.status().state != LIVE:
             self.pipeline.show(Recognition())  # boxes of a vanished stream mean nothing
             self.pipeline.tracks.cut()
             self.pipeline.scan_whole_next()
@@ -221,6 +225,26 @@ class InferenceLoop:
         tracks.followed(frame.number, result.followed)
         self.pipeline.metrics.work(result.seconds)
         return result.seconds
+
+    def scan_scene_part(self, frame: Frame) -> bool:
+        """Scan a part of a new scene nobody took yet on `frame`, finding its faces only: their
+        first attempts go to whichever worker is free then, two at once with two workers. False
+        when there was no part to take."""
+        pipeline = self.pipeline
+        taken = pipeline.scene_part(frame.image)
+        if taken is None:
+            return False
+        part, region = taken
+        try:
+            self.report(frame, self.infer(frame, ScanJob([region], encode_found=False)), whole=True)
+        finally:
+            pipeline.scene.done(part)
+        return True
+
+    def attempt(self, frame: Frame, faces: list[tuple[int, Box]]) -> float | None:
+        """Recognition attempts only, on `frame`, of `faces` (track id, box; from to_encode):
+        the worker's seconds, None when it failed."""
+        return self.report(frame, self.infer(frame, ScanJob([], faces)), whole=False)
 
     def report(self, frame: Frame, result: InferenceResult | None, whole: bool) -> float | None:
         """Hand a scan of `frame` to the tracks and show the names it gave; its seconds, or None
@@ -271,7 +295,9 @@ class FollowLoop(InferenceLoop):
     """Every update (up to VIDEO_PROCESSING_FPS): re-detects the faces on screen around where they
     were (edgeface.tracks) and shows them with their voted names. While a new scene's first scan
     has a half nobody took yet (nobody to follow then), it scans that half first: the scanner
-    takes the other one as soon as it is free, or this loop does on its next update."""
+    takes the other one as soon as it is free, or this loop does on its next update. A face never
+    tried yet it tries once after the update, beside the scanner: the faces of a cut are named
+    two at a time."""
 
     def step(self) -> None:
         pipeline = self.pipeline
@@ -279,20 +305,22 @@ class FollowLoop(InferenceLoop):
         frame = self.newer_frame(pipeline.claims.claimed)
         if frame is None or not pipeline.claims.claim(frame.number):
             return
-        if (part := pipeline.scene_part(frame.image)) is not None:
-            self.report(frame, self.infer(frame, ScanJob([part])), whole=True)
+        self.scan_scene_part(frame)
         seconds = self.follow(frame)
         if seconds is not None:
             shown = pipeline.tracks.shown(frame.number)
             pipeline.show(Recognition(shown, frame.number, frame.captured, seconds))
+            if first := pipeline.tracks.to_encode(limit=1, untried=True):
+                self.attempt(frame, first)
 
 
 class ScanLoop(InferenceLoop):
     """Looks at every frame: scans where new faces may be (edgeface.scanning) as soon as the
-    picture changed there, and makes the recognition attempts the faces on screen are due;
-    while nothing changes, one tile every IDLE_SECONDS. It rests only when its ScanBudget says
-    (a pan rescanned whole costs at most half a core), and not after a cut. Of a new scene it
-    scans a half nobody took yet (edgeface.pipeline.Pipeline.scene_part)."""
+    picture changed there, and makes the recognition attempts the faces on screen are due
+    (SCAN_ENCODINGS a scan; a face never tried goes first, on its own); while nothing changes,
+    one tile every IDLE_SECONDS. It rests only when its ScanBudget says (a pan rescanned whole
+    costs at most half a core), and not after a cut. Of a new scene it scans a half nobody took
+    yet (edgeface.pipeline.Pipeline.scene_part), then waits for the other half's faces."""
 
     def __init__(self, pipeline: Pipeline, slot: WorkerSlot) -> None:
         super().__init__(pipeline, slot)
@@ -307,21 +335,26 @@ class ScanLoop(InferenceLoop):
         if frame is None:
             return
         self.scanned = frame.number
-        followed = pipeline.tracks.boxes()
-        due = pipeline.tracks.to_encode()
-        if (part := pipeline.scene_part(frame.image)) is not None:
-            plan = ScanPlan([part], whole=True)
+        if self.scan_scene_part(frame):
+            return
+        if pipeline.scene.busy():  # the rest of the new scene is being scanned: its faces come next
+            pipeline.scene.wait(SCENE_WAIT)
+            return
+        if first := pipeline.tracks.to_encode(limit=1, untried=True):
+            seconds = self.attempt(frame, first)  # a new face's name before anything else
         else:
+            followed = pipeline.tracks.boxes()
+            due = pipeline.tracks.to_encode(limit=SCAN_ENCODINGS)
             plan = pipeline.planner(frame.image, followed, patrol=time.monotonic() >= self.patrol_at)
-        if not plan.regions and not due:
-            return  # nothing changed, nobody due: the next frame is looked at
-        seconds = self.report(
-            frame, self.infer(frame, ScanJob(plan.regions, due, followed)), whole=plan.whole
-        )
+            if not plan.regions and not due:
+                return  # nothing changed, nobody due: the next frame is looked at
+            seconds = self.report(
+                frame, self.infer(frame, ScanJob(plan.regions, due, followed)), whole=plan.whole
+            )
+            if seconds is not None and plan.idle:
+                self.patrol_at = time.monotonic() + IDLE_SECONDS
         if seconds is None:
             return
-        if plan.idle:
-            self.patrol_at = time.monotonic() + IDLE_SECONDS
         rest = self.budget.spend(seconds)
         if pipeline.scene_cut.wait(rest):
             pipeline.scene_cut.clear()
@@ -339,6 +372,7 @@ class Pipeline:
             size=(config.frame_width, config.frame_height),
             stall_seconds=config.stall_seconds,
             heartbeat=self.liveness.heartbeat("capture"),
+            cuts=SceneWatch().cut,
         )
         self.workers = [InferenceWorker(config) for _ in range(config.inference_workers)]
         self.broadcaster = Broadcaster(heartbeat=self.liveness.heartbeat("mjpeg-writer"))
@@ -355,9 +389,9 @@ class Pipeline:
         self.tracks = FaceTracks(tolerance, config.face_unknown_distance, config.face_min_size)
         self._planner = ScanPlanner()
         self._planner_lock = threading.Lock()
-        self._scene_pending = True  # a new scene's first scan is to be shared out (scene_part)
-        self._scene_parts: list[Box] = []  # the parts of it nobody took yet
-        self._scenes = SceneWatch()
+        self.scene = SceneShare()  # a new scene's first scan, shared out (scene_part)
+        self._scene_started = 0  # Frame.scene of the newest scene begun (enter_scene)
+        self._scene_lock = threading.Lock()
         self.scene_cut = threading.Event()  # set on a cut and at stop: the scanner's rest ends
         self.recognition = Recognition()
         self._show_lock = threading.Lock()
@@ -425,20 +459,27 @@ class Pipeline:
         """The next scan is of the whole frame (the stream is back, a new scene): see scene_part."""
         with self._planner_lock:
             self._planner.reset()
-            self._scene_pending, self._scene_parts = True, []
+            self.scene.restart()
 
-    def scene_part(self, image: np.ndarray) -> Box | None:
-        """A part of a new scene's first scan that nobody took yet, to scan on `image` (HxWx3),
-        or None. The first caller after scan_whole_next() cuts `image` in two halves
-        (edgeface.scanning.halves; whole with one worker) and makes it the reference of the next
-        plans; each half goes to the first worker free to scan it, so that neither waits for a
-        scan the other is busy with."""
+    def scene_part(self, image: np.ndarray) -> tuple[int, Box] | None:
+        """(id, region) of a part of a new scene's first scan that nobody took yet, to scan on
+        `image` (HxWx3), or None; `scene.done(id)` once reported. The first caller after
+        scan_whole_next() cuts `image` in two halves (edgeface.scanning.halves; whole with one
+        worker) and makes it the reference of the next plans; each half goes to the first worker
+        free to scan it, so that neither waits for a scan the other is busy with."""
         with self._planner_lock:
-            if self._scene_pending:
-                self._scene_pending = False
-                whole = self._planner.plan(image, []).regions
-                self._scene_parts = halves(whole[0]) if self.mode_of(0) == FOLLOW else whole
-            return self._scene_parts.pop() if self._scene_parts else None
+            return self.scene.take(
+                lambda: self._planner.plan(image, []).regions[0], split=self.mode_of(0) == FOLLOW
+            )
+
+    def enter_scene(self, frame: Frame) -> None:
+        """Begin the scene `frame` is of, unless begun: by the first thread to see one of its
+        frames (the display or an inference loop), so that no scan of a cut starts unshared."""
+        with self._scene_lock:
+            if frame.scene <= self._scene_started:
+                return
+            self._scene_started = frame.scene
+        self.new_scene(frame.scene)
 
     def new_scene(self, frame_number: int) -> None:
         """The scene cut on frame `frame_number`: its faces are not the ones followed so far. None
@@ -466,8 +507,7 @@ class Pipeline:
             frame = self.source.wait_newer(seen, timeout=NO_SIGNAL_INTERVAL)
             if frame is not None:
                 seen = frame.number
-                if self._scenes.cut(frame.image):
-                    self.new_scene(frame.number)
+                self.enter_scene(frame)
                 detections = self.recognition.detections
                 blur = self.config.face_blur_unknown
                 self.broadcaster.publish(annotate(frame.image, detections, blur), frame.captured)

@@ -1,5 +1,6 @@
 """Where the scanner looks for new faces: where the picture changed, the whole frame after a cut;
-and when the scene cuts (`SceneWatch`, on every displayed frame).
+when the scene cuts (`SceneWatch`, on every captured frame); and how a new scene's first scan is
+shared between the workers (`SceneShare`).
 
 Finding a 40 px face needs HOG at 2x (`FACE_RATIO` 1, `FACE_LOC_NTU` 1): ~0.35 s for a whole
 1280x720 frame on one core, far too much for every frame. But a face that appears changes the
@@ -7,7 +8,7 @@ picture where it appears (someone walks in, turns to the camera, the scene cuts)
 already on screen are followed (edgeface.tracks). So each scan compares the frame with the last
 scanned one on a 160x90 grey thumbnail (well under 1 ms) and scans at full sensitivity
 
-- the whole frame on the first frame and after a cut (`reset()`; the display's SceneWatch sees
+- the whole frame on the first frame and after a cut (`reset()`; the capture's SceneWatch sees
   a cut between two consecutive frames: more than CUT_FRACTION of the thumbnail changed), or
   when more than that changed since the last scan (a camera pan: faces followed so far stay);
 - otherwise the regions that changed, except those in the column of a followed face (its own
@@ -25,6 +26,8 @@ that appears after a quiet while start at once instead of after a fixed rest.
 
 from __future__ import annotations
 
+import itertools
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -132,6 +135,56 @@ class ScanPlanner:
             return ScanPlan([], idle=True)
         self._tile = (self._tile + 1) % (TILES[0] * TILES[1])
         return ScanPlan([_tile(self._tile, width, height)], idle=True)
+
+
+class SceneShare:
+    """A new scene's first scan, shared out: cut in halves (`halves`) for the first workers free
+    to take one, each part known until reported (`done`), so that no worker scans the scene again
+    while a part of it is still on its way (its faces would be found and encoded twice)."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._pending = True  # the next take() cuts a new scene
+        self._parts: list[Box] = []  # parts nobody took yet
+        self._out: set[int] = set()  # parts taken, not yet reported
+        self._ids = itertools.count()
+
+    def restart(self) -> None:
+        """A new scene (a cut, the stream back): what was shared of the last one is forgotten."""
+        with self._changed:
+            self._pending, self._parts = True, []
+            self._out.clear()
+            self._changed.notify_all()
+
+    def take(self, whole: Callable[[], Box], split: bool) -> tuple[int, Box] | None:
+        """(id, region) of a part nobody took yet, or None. The first take of a scene calls
+        `whole()` for the region to scan, cut in halves when `split` (two workers scan it)."""
+        with self._changed:
+            if self._pending:
+                self._pending = False
+                region = whole()
+                self._parts = halves(region) if split else [region]
+            if not self._parts:
+                return None
+            part = next(self._ids)
+            self._out.add(part)
+            return part, self._parts.pop()
+
+    def done(self, part: int) -> None:
+        """Part `part` is reported (its faces are the tracks' now), or its worker failed."""
+        with self._changed:
+            self._out.discard(part)
+            self._changed.notify_all()
+
+    def busy(self) -> bool:
+        """Whether a worker is scanning a part of the scene."""
+        with self._changed:
+            return bool(self._out)
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` s until no part is out; whether none is."""
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._out, timeout)
 
 
 class ScanBudget:

@@ -36,6 +36,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ class Frame:
     number: int  # 1, 2, ... in capture order over the source's whole life
     captured: float  # wall clock (time.time()) when read() returned, seconds
     received: float  # time.monotonic() at the same moment, for ages
+    scene: int = 0  # number of the first frame of its scene (its own on a cut; 0 without `cuts`)
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,10 @@ class VideoSource:
         open_timeout: float = 10.0,
         max_backoff: float = 2.0,
         heartbeat: Heartbeat | None = None,
+        cuts: Callable[[np.ndarray], bool] | None = None,
     ) -> None:
+        """`cuts` tells, for each frame in capture order, whether it starts a new scene
+        (edgeface.scanning.SceneWatch.cut): every reader of a frame then knows its scene."""
         self.url = url
         self.device = device
         self.size = size
@@ -178,6 +183,8 @@ class VideoSource:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._frames = 0
+        self._cuts = cuts
+        self._scene = 0  # number of the frame the current scene started on
         self._reconnects = 0
         self._error: str | None = "not started"
         self._recent: collections.deque[float] = collections.deque(maxlen=64)
@@ -319,7 +326,9 @@ class VideoSource:
         now = time.monotonic()
         self._frames += 1
         self._recent.append(now)
-        frame = Frame(image=image, number=self._frames, captured=time.time(), received=now)
+        if self._cuts is not None and self._cuts(image):
+            self._scene = self._frames
+        frame = Frame(image=image, number=self._frames, captured=time.time(), received=now, scene=self._scene)
         with self._new_frame:
             self._latest = frame
             self._error = None

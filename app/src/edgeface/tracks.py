@@ -46,6 +46,9 @@ FIRST_ATTEMPTS = 3
 surely is named by the second within ~0.1 s); then one every RECHECK_SECONDS."""
 RETRY_SECONDS = 0.1
 RECHECK_SECONDS = 2.0
+CLAIM_SECONDS = 1.0
+"""An attempt handed out (`to_encode`) is not handed out again until it is reported, or this long
+(its worker failed): two workers never encode the same face at once."""
 
 
 @dataclass
@@ -56,6 +59,7 @@ class FaceTrack:
     found_at: float  # clock seconds it was last found
     followed: bool = False  # the follower has found it at least once
     attempt_at: float = float("-inf")  # clock seconds of its last encoding
+    claimed_at: float = float("-inf")  # clock seconds an attempt was handed out, until reported
     history: collections.deque[tuple[int, Box]] = field(default_factory=lambda: collections.deque(maxlen=90))
 
     def box_at(self, frame_number: int) -> Box:
@@ -123,11 +127,16 @@ class FaceTracks:
                     track.followed = True
             self._forget(now)
 
-    def to_encode(self) -> list[tuple[int, Box]]:
-        """(track id, box) of the faces due for another recognition attempt."""
+    def to_encode(self, limit: int | None = None, untried: bool = False) -> list[tuple[int, Box]]:
+        """(track id, box) of up to `limit` faces due for another recognition attempt, those never
+        tried first (only those with `untried`); they are the caller's until its scan is reported."""
         now = self.clock()
         with self._lock:
-            return [(track.id, track.box) for track in self._tracks if _due(track, now)]
+            due = [track for track in self._tracks if _due(track, now) and not (untried and track.vote.total)]
+            due.sort(key=lambda track: track.vote.total > 0)  # stable: the older track first
+            for track in due[:limit]:
+                track.claimed_at = now
+            return [(track.id, track.box) for track in due[:limit]]
 
     def boxes(self) -> list[Box]:
         with self._lock:
@@ -156,7 +165,7 @@ class FaceTracks:
                 if track is None:
                     continue
                 track.vote.add(candidates, box.height)
-                track.attempt_at = now
+                track.attempt_at, track.claimed_at = now, float("-inf")
                 if track_id is None:
                     track.seen(frame_number, box, now)
 
@@ -215,4 +224,4 @@ def _follow_scale(box: Box) -> float:
 
 def _due(track: FaceTrack, now: float) -> bool:
     wait = RETRY_SECONDS if track.vote.total < FIRST_ATTEMPTS else RECHECK_SECONDS
-    return now - track.attempt_at >= wait
+    return now - track.attempt_at >= wait and now - track.claimed_at >= CLAIM_SECONDS
