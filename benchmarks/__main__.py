@@ -15,8 +15,13 @@ def main(argv: list[str]) -> int:
     here = Path(__file__).parent
     names = argv or sorted(m.name for m in pkgutil.iter_modules([str(here)]) if not m.name.startswith("_"))
     for name in names:
-        print(f"\n===== benchmark: {name} =====", flush=True)
         module = importlib.import_module(f"benchmarks.{name}")
+        if not hasattr(module, "main"):  # a helper (the clip builder), not a benchmark
+            if argv:
+                print(f"benchmarks.{name} is not a benchmark (it has no main())", file=sys.stderr)
+                return 2
+            continue
+        print(f"\n===== benchmark: {name} =====", flush=True)
         module.main()
     return 0
 

@@ -126,3 +126,13 @@ def test_overlap_is_intersection_over_union() -> None:
     assert overlap(box, Box(top=20, right=30, bottom=30, left=20)) == 0.0
     with pytest.raises(ValueError, match="track_seconds"):
         Tracker(Detector(), Recogniser(None), track_seconds=-1.0)
+
+
+def test_working_alone_a_faces_name_rests_on_all_its_attempts(
+    tracker: Tracker, clock: Clock, frame: np.ndarray
+) -> None:
+    for attempts in (1, 2, 3):  # one full detection and encoding per track_seconds
+        obama, biden = (item.match for item in tracker.analyse(frame).detections)
+        assert (obama.name, obama.attempts) == ("Barack Obama", attempts)
+        assert (biden.name, biden.attempts) == ("Unknown", attempts)
+        clock.now += 1.0

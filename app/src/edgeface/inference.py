@@ -235,6 +235,7 @@ class InferenceWorker:
             "upsample": config.face_loc_ntu,
             "track_seconds": config.face_track_seconds,
             "min_size": config.face_min_size,
+            "unknown": config.face_unknown_distance,
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "edgeface.inference", json.dumps(arguments)],
@@ -382,7 +383,8 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
     hello.update(tolerance=tolerance, tolerance_source=source, model_tolerance=model_tolerance(model))
     detector = Detector(arguments["detector"], float(arguments["ratio"]), int(arguments["upsample"]))
     recogniser = Recogniser(model, tolerance)
-    tracker = Tracker(detector, recogniser, float(arguments["track_seconds"]))
+    unknown = None if arguments.get("unknown") is None else float(arguments["unknown"])
+    tracker = Tracker(detector, recogniser, float(arguments["track_seconds"]), unknown=unknown)
     detector.detect(np.zeros((64, 64, 3), dtype=np.uint8))  # load dlib's models before saying hello
     write_message(replies, hello)
     while True:

@@ -9,6 +9,10 @@ frame to the next, so between full detections the tracker only
 - reuses the name and distance of a face whose box overlaps (IoU >= MIN_OVERLAP) a box named less
   than `track_seconds` ago, encoding only new faces and faces whose name has grown old.
 
+A face's name comes from its attempts so far (edgeface.naming.NameVote, as with two workers): an
+attempt on a face that continues an earlier one is added to that face's vote, so one bad
+encoding does not flip a name.
+
 When a tracked face is not found around its box (it left, or this frame blurred it), the same
 update falls back to a full-frame detection, so an update never silently drops a face.
 
@@ -29,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeface.detector import Detector, overlap
+from edgeface.naming import NameVote
 from edgeface.recogniser import Recogniser, encode_faces
 from edgeface.values import Box, Detection, Match
 
@@ -44,6 +49,7 @@ class Track:
     match: Match
     named_at: float  # clock seconds of the encoding behind `match`
     anchor: Box  # the box of the last full-frame detection: where to look for the face next
+    vote: NameVote  # the face's attempts so far: `match` is their verdict
 
 
 @dataclass(frozen=True)
@@ -62,13 +68,16 @@ class Tracker:
         recogniser: Recogniser,
         track_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        unknown: float | None = None,
     ) -> None:
+        """`unknown`: the distance from which a named face is surely someone else (NameVote)."""
         if not track_seconds >= 0.0:  # also refuses NaN
             raise ValueError(f"track_seconds must be >= 0, got {track_seconds}")
         self.detector = detector
         self.recogniser = recogniser
         self.track_seconds = track_seconds
         self.clock = clock
+        self.unknown = unknown
         self.tracks: list[Track] = []
         self._full_at = float("-inf")
 
@@ -83,25 +92,27 @@ class Tracker:
             boxes = self.detector.detect_near(rgb, [track.anchor for track in self.tracks])
             if len(boxes) < len(self.tracks):  # a face left or was missed: look everywhere now
                 boxes, full_frame, self._full_at = self.detector.detect(rgb), True, now
-        matches = [self._recent_match(box, now) for box in boxes]
-        stale = [index for index, match in enumerate(matches) if match is None]
-        fresh = self.recogniser.identify(encode_faces(rgb, [boxes[index] for index in stale]))
-        for index, match in zip(stale, fresh, strict=True):
-            matches[index] = (match, now)
-        anchors = [box if full_frame else _anchor_of(box, self.tracks) for box in boxes]
-        self.tracks = [
-            Track(box, named[0], named[1], anchor)
-            for box, named, anchor in zip(boxes, matches, anchors, strict=True)
-            if named
-        ]
+        recent = [self._recent(box, now) for box in boxes]
+        stale = [index for index, track in enumerate(recent) if track is None]
+        nearest = self.recogniser.candidates(encode_faces(rgb, [boxes[index] for index in stale]))
+        attempts = dict(zip(stale, nearest, strict=True))
+        tracks = []
+        for index, box in enumerate(boxes):
+            anchor = box if full_frame else _anchor_of(box, self.tracks)
+            track = recent[index]
+            if track is not None:  # named recently: the name holds
+                tracks.append(Track(box, track.match, track.named_at, anchor, track.vote))
+                continue
+            before = _nearest(box, self.tracks)  # the same face, named longer ago: its attempts count
+            vote = before.vote if before is not None else NameVote(self.recogniser.tolerance, self.unknown)
+            tracks.append(Track(box, vote.add(attempts[index], box.height), now, anchor, vote))
+        self.tracks = tracks
         detections = [Detection(track.box, track.match) for track in self.tracks]
         return TrackedResult(detections, full_frame, len(stale))
 
-    def _recent_match(self, box: Box, now: float) -> tuple[Match, float] | None:
-        """The name (and its time) of the tracked face `box` overlaps most, if named recently."""
-        recent = [track for track in self.tracks if now - track.named_at < self.track_seconds]
-        nearest = _nearest(box, recent)
-        return None if nearest is None else (nearest.match, nearest.named_at)
+    def _recent(self, box: Box, now: float) -> Track | None:
+        """The tracked face `box` overlaps most, if it was named recently."""
+        return _nearest(box, [track for track in self.tracks if now - track.named_at < self.track_seconds])
 
 
 def _anchor_of(box: Box, tracks: Sequence[Track]) -> Box:
