@@ -5,18 +5,19 @@ The names and, where they work, the defaults are the original demo's. One defaul
 `FACE_RATIO` defaults to **1** (the seed's 0.25 finds no face under ~140 px in a 720p frame).
 With HOG, dlib's smallest face is about 80 px at the scale it scans, and `FACE_LOC_NTU=1` doubles
 the image, so ratio x 2^NTU = 2 finds every frontal face from 40 px. Measured on a 1280x720
-frame of real photos with faces 87 px and 72 px tall (HOG, one core):
+frame of real photos (the test stream's, faces ~90 px and ~63 px tall; HOG on a grey copy, one
+core, idle machine; on colour it took 1.3-1.5x as long):
 
     FACE_RATIO  FACE_LOC_NTU   time     smallest face found
-    0.25        1              27 ms    ~160 px   (the seed's default: none of the two)
-    0.5         1              94 ms    ~80 px
-    1.0         1             340 ms    ~40 px    (our default; the scanner's sensitivity)
-    1.0         2            2000 ms    ~20 px    (the seed's deployed setting)
+    0.25        1              14 ms    ~160 px   (the seed's default: none of the two)
+    0.5         1              53 ms    ~80 px
+    1.0         1             200 ms    ~40 px    (our default; the scanner's sensitivity)
+    1.0         2             781 ms    ~20 px    (the seed's deployed setting)
 
 A whole frame at our default is scanned only on a new scene (shared by both workers);
 otherwise the scanner looks where the picture changed (edgeface.scanning) and the follower
 re-detects each face around its last box, scaled to ~90 px (edgeface.tracks). On the labelled
-clip of `python -m benchmarks recognition` that costs 0.71-0.76 CPU s/s in all (two runs,
+clip of `python -m benchmarks recognition` that costs 0.76-0.79 CPU s/s in all (two runs,
 README).
 
 `VIDEO_PROCESSING_FPS` defaults to **15** instead of the seed's 1. The seed needed a whole core for
