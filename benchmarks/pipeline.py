@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / "tests"))
 
 MEASURE_SECONDS = 20.0
 PAIRS = 3
+VIEWER = "bench"  # the page's user the viewers log in as (WEB_AUTH is on, as deployed)
 
 
 def stat_cpu_seconds(stat: str) -> float:
@@ -89,12 +90,29 @@ def face_counts(pipeline: Any) -> tuple[int, float, float]:
     )
 
 
-def measure(pipeline: Any, url: str, viewers: int) -> dict[str, Any]:
-    """Run `viewers` MJPEG viewers for MEASURE_SECONDS; rates from the app's counters and viewer 0."""
+def login(url: str, password: str) -> str:
+    """Log in as the page's user, as a browser does; the `Cookie` header value it then sends."""
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    form = urllib.parse.urlencode({"user": VIEWER, "password": password}).encode()
+    opener.open(f"{url}/login", data=form, timeout=10).close()
+    cookies = "; ".join(f"{cookie.name}={cookie.value}" for cookie in jar)
+    if not cookies:
+        raise RuntimeError(f"the login as {VIEWER} was refused")
+    return cookies
+
+
+def measure(pipeline: Any, url: str, viewers: int, cookie: str) -> dict[str, Any]:
+    """Run `viewers` MJPEG viewers (logged in: `cookie`) for MEASURE_SECONDS; rates from the
+    app's counters and viewer 0."""
     from servers import Viewers
 
     worker_pids = [worker._process.pid for worker in pipeline.workers if worker._process]
-    crowd = Viewers(f"{url}/video_feed", viewers, MEASURE_SECONDS + 2)
+    crowd = Viewers(f"{url}/video_feed", viewers, MEASURE_SECONDS + 2, cookie)
     time.sleep(2)
     writer = pipeline.broadcaster.writer_thread_id
     cpu0, counts0, started = cpu_seconds(worker_pids), face_counts(pipeline), time.monotonic()
@@ -119,7 +137,8 @@ def measure(pipeline: Any, url: str, viewers: int) -> dict[str, Any]:
     }
 
 
-def run_app(config: Any) -> tuple[Any, Any]:
+def run_app(config: Any, password: str) -> tuple[Any, Any, str]:
+    """The app on `config`, once Obama is named; with the session cookie of a logged-in viewer."""
     from edgeface.pipeline import Pipeline
     from edgeface.web import create_app
     from servers import AppServer, wait_until
@@ -127,10 +146,13 @@ def run_app(config: Any) -> tuple[Any, Any]:
     pipeline = Pipeline(config).start()
     server = AppServer(create_app(config, pipeline)).start()
     wait_until(lambda: "Barack Obama" in pipeline.status()["names"], 180, "Obama to be named")
-    return pipeline, server
+    return pipeline, server, login(server.url, password)
 
 
 def main() -> None:
+    import secrets
+
+    from edgeface.auth import user_line
     from edgeface.config import AppConfig
     from photos import sample_photos_dir
     from servers import Publisher, RtmpServer, face_video
@@ -140,6 +162,9 @@ def main() -> None:
         video = face_video(photos, Path(scratch))
         model = Path(scratch) / "model.data"
         make_model(photos, model)
+        password = secrets.token_urlsafe(16)
+        users = Path(scratch) / "users"
+        users.write_text(user_line(VIEWER, password) + "\n")
         with Publisher(video, rtmp.url("bench")):
             time.sleep(1)
             decode_fps = passthrough_fps(rtmp.url("bench"), 10)
@@ -147,25 +172,29 @@ def main() -> None:
 
             # Faces counted by name: the benchmark tells Obama from the stranger by the counters.
             config = AppConfig(
-                model_filename=model, video_stream_url=rtmp.url("bench"), metrics_per_person=True
+                model_filename=model,
+                video_stream_url=rtmp.url("bench"),
+                metrics_per_person=True,
+                web_users_file=users,
             )
-            pipeline, server = run_app(config)
+            pipeline, server, cookie = run_app(config, password)
             pairs = [
-                (measure(pipeline, server.url, 1), measure(pipeline, server.url, 50)) for _ in range(PAIRS)
+                (measure(pipeline, server.url, 1, cookie), measure(pipeline, server.url, 50, cookie))
+                for _ in range(PAIRS)
             ]
             server.stop()
             pipeline.stop()
 
             seed_rate_config = replace(config, video_processing_fps=1.0)
-            pipeline, server = run_app(seed_rate_config)
-            seed_rate = measure(pipeline, server.url, 1)
+            pipeline, server, cookie = run_app(seed_rate_config, password)
+            seed_rate = measure(pipeline, server.url, 1, cookie)
             server.stop()
             pipeline.stop()
 
             # As before tracking: one worker, a full-frame detection and every face encoded per update.
             untracked_config = replace(config, face_track_seconds=0.0, inference_workers=1)
-            pipeline, server = run_app(untracked_config)
-            untracked = measure(pipeline, server.url, 1)
+            pipeline, server, cookie = run_app(untracked_config, password)
+            untracked = measure(pipeline, server.url, 1, cookie)
             server.stop()
             pipeline.stop()
 

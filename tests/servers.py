@@ -568,8 +568,9 @@ class Publisher:
         self.kill()
 
 
-def watch_mjpeg(url: str, count: int, seconds: float) -> dict[str, Any]:
-    """Open `count` MJPEG viewers of `url` at once and read for `seconds`, in one thread (selectors).
+def watch_mjpeg(url: str, count: int, seconds: float, cookie: str = "") -> dict[str, Any]:
+    """Open `count` MJPEG viewers of `url` at once and read for `seconds`, in one thread (selectors),
+    each sending `cookie` (a logged-in browser's `Cookie` header value) when given.
 
     Returns parts received per viewer and, from each part's X-Captured-At header, the capture-to-
     viewer latencies in seconds. Run it in its own process (`Viewers`) so it does not share a GIL
@@ -579,7 +580,8 @@ def watch_mjpeg(url: str, count: int, seconds: float) -> dict[str, Any]:
     from urllib.parse import urlsplit
 
     target = urlsplit(url)
-    request = f"GET {target.path or '/'} HTTP/1.1\r\nHost: {target.netloc}\r\nConnection: close\r\n\r\n"
+    headers = f"Host: {target.netloc}\r\nConnection: close\r\n" + (f"Cookie: {cookie}\r\n" if cookie else "")
+    request = f"GET {target.path or '/'} HTTP/1.1\r\n{headers}\r\n"
     selector = selectors.DefaultSelector()
     buffers: dict[int, bytearray] = {}
     parts = [0] * count
@@ -623,11 +625,13 @@ def watch_mjpeg(url: str, count: int, seconds: float) -> dict[str, Any]:
 class Viewers:
     """`count` MJPEG viewers in a child process for `seconds`; `result()` waits for their figures."""
 
-    def __init__(self, url: str, count: int, seconds: float) -> None:
+    def __init__(self, url: str, count: int, seconds: float, cookie: str = "") -> None:
         self.process = subprocess.Popen(
             [sys.executable, __file__, "watch", url, str(count), str(seconds)],
             stdout=subprocess.PIPE,
             text=True,
+            # The session cookie stays out of the command line (ps shows it to every user).
+            env={**os.environ, "WATCH_COOKIE": cookie},
         )
         self.seconds = seconds
 
@@ -680,4 +684,5 @@ class AppServer:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["watch"]:
-        print(json.dumps(watch_mjpeg(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))
+        cookie = os.environ.get("WATCH_COOKIE", "")
+        print(json.dumps(watch_mjpeg(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), cookie)))
