@@ -134,9 +134,10 @@ class FaceTracks:
         with self._lock:
             due = [track for track in self._tracks if _due(track, now) and not (untried and track.vote.total)]
             due.sort(key=lambda track: track.vote.total > 0)  # stable: the older track first
-            for track in due[:limit]:
+            due = due[:limit]
+            for track in due:
                 track.claimed_at = now
-            return [(track.id, track.box) for track in due[:limit]]
+            return [(track.id, track.box) for track in due]
 
     def boxes(self) -> list[Box]:
         with self._lock:
