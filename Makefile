@@ -8,8 +8,10 @@ export ANSIBLE_ROLES_PATH := $(CURDIR)/roles
 # Build scratch (reports, screenshots, bench output, the collection tarball): never committed.
 BUILD ?= build
 COLLECTION_TARBALL := $(BUILD)/edgeai-appliance-$(shell sed -n 's/^version: *//p' galaxy.yml).tar.gz
+# make check's suites: the app, training, plugins, the collection's files and the rendered objects.
+CHECK_SUITES ?= tests/app tests/training tests/plugins tests/collection tests/workloads
 
-.PHONY: setup lock lint pytest sanity molecule test collection changelog bench e2e clean
+.PHONY: setup lock lint pytest sanity molecule test check collection changelog bench e2e clean
 
 setup:
 	scripts/setup.sh
@@ -21,14 +23,21 @@ lock:
 lint:
 	yamllint --strict .
 	ansible-lint --profile production
-	ruff check app plugins tests benchmarks e2e
-	ruff format --check app plugins tests benchmarks e2e
+	ruff check app plugins tests benchmarks
+	ruff format --check app plugins tests benchmarks
 	mypy app/src
 	antsibull-changelog lint
 	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
 
+# Every suite, the end-to-end flow included; the ones that need a running appliance share one
+# deployment and run last (tests/conftest.py). --durations: where the time goes, in every run.
 pytest:
-	pytest tests
+	pytest tests --durations=25
+
+# The inner loop (under 5 minutes): lint, then the quick tests of the suites that need no running
+# appliance: the app's units, training, plugins, the collection's files, the two rendered trees.
+check: lint
+	pytest -m "not slow" $(CHECK_SUITES)
 
 molecule:
 	@set -e; for scenario in $$(ls molecule); do \
@@ -48,15 +57,20 @@ sanity: collection
 changelog:
 	antsibull-changelog release
 
-test: lint sanity pytest molecule
+# What CI runs; each stage says how long it took.
+test:
+	@set -e; for stage in lint sanity pytest molecule; do \
+	  start=$$(date +%s); $(MAKE) --no-print-directory $$stage; \
+	  echo "==> stage $$stage took $$(( $$(date +%s) - start )) s"; \
+	done
 
 bench:
 	mkdir -p $(BUILD)
 	python -m benchmarks
 
+# The original demo alone (make pytest runs it too, on the shared appliance).
 e2e:
-	mkdir -p $(BUILD)/e2e
-	pytest -s e2e
+	pytest tests/e2e
 
 clean:
 	rm -rf $(BUILD) .pytest_cache .mypy_cache .ruff_cache

@@ -204,8 +204,10 @@ print(" ".join(sorted("{os}/{architecture}".format(**m["platform"]) for m in jso
 fi
 
 # OCI labels, the same on every image (each Containerfile names its title): where the sources
-# are, which commit, and that commit's time as the creation time, so that building the same commit
-# again gives the same image. podman adds --label values as a last step: cached layers stay.
+# are, which commit, and that commit's time as the creation time. source, revision and created say
+# where an image's inputs were first built from: they are not inputs (see build), so a new commit
+# that changes nothing an image is made of, or the same sources from an installed collection (no
+# git there), reuse the image.
 # A checkout has galaxy.yml; an installed collection has MANIFEST.json instead (and no .git).
 collection_meta=$ROOT/galaxy.yml
 [ -f "$collection_meta" ] || collection_meta=$ROOT/MANIFEST.json
@@ -221,24 +223,74 @@ fi
 revision=$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || true)
 created=$(TZ=UTC git -C "$ROOT" log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd 2>/dev/null \
   || date -u -r "$collection_meta" +%Y-%m-%dT%H:%M:%SZ)
-labels=(--label "org.opencontainers.image.created=$created"
-  --label "org.opencontainers.image.licenses=Apache-2.0")
-[ -z "$revision" ] || labels+=(--label "org.opencontainers.image.revision=$revision")
-[ -z "$source_url" ] || labels+=(--label "org.opencontainers.image.source=$source_url")
+labels=(--label "org.opencontainers.image.licenses=Apache-2.0")
+provenance=(--label "org.opencontainers.image.created=$created")
+[ -z "$revision" ] || provenance+=(--label "org.opencontainers.image.revision=$revision")
+[ -z "$source_url" ] || provenance+=(--label "org.opencontainers.image.source=$source_url")
+# The label that records the digest of an image's inputs (see inputs_digest).
+INPUTS_LABEL=io.edgeai.build.inputs
 
 image_id() { podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true; }
 
-# Runs podman build for one image (labelled with version $version) and reports whether the tag
-# now points elsewhere.
+# Prints sha256:<hex> of everything a build of $2 (Containerfile) in context $3 reads: the
+# platform, the Containerfile, the context's files (names, modes and contents; not their times or
+# owners, which COPY's cache ignores too), the options (build arguments, labels but provenance)
+# and the image ID of each base named by a --build-arg ...=REF that is in local storage. Prints
+# nothing when a base is not local: it would be pulled, so the build must run.
+inputs_digest() {
+  local containerfile=$1 context=$2
+  shift 2
+  local option base id
+  {
+    printf 'platform linux/%s\n' "$arch"
+    sha256sum <"$containerfile"
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$context" -cf - . | sha256sum
+    for option in "$@"; do
+      printf 'option %s\n' "$option"
+      case "$option" in
+        *_IMAGE=*|*_BASE=*)
+          base=${option#*=}
+          id=$(image_id "$base")
+          [ -n "$id" ] || return 1
+          printf 'base %s %s\n' "$base" "$id"
+          ;;
+      esac
+    done
+  } | sha256sum | { read -r hex _ && printf 'sha256:%s\n' "$hex"; }
+}
+
+# Builds one image (labelled with version $version) unless an image built from the same inputs is
+# in local storage: a second build of unchanged sources is a look-up, whoever asks (a checkout, an
+# installed collection, another prefix). Reports whether the tag now points elsewhere.
 build() {
   local ref=$1 containerfile=$2 context=$3
   shift 3
-  local before after
+  local before after inputs options twin
   before=$(image_id "$ref")
+  options=("${labels[@]}" --label "org.opencontainers.image.version=$version" "$@")
+  inputs=$(inputs_digest "$containerfile" "$context" "${options[@]}" || true)
+  if [ -n "$inputs" ]; then
+    # One line per name the image has: the first will do (no pipe: head would cut podman off).
+    twin=$(podman images --no-trunc --filter "label=$INPUTS_LABEL=$inputs" --format '{{.ID}}')
+    twin=${twin%%$'\n'*}
+    twin=${twin#sha256:}
+    if [ -n "$twin" ]; then
+      if [ "$twin" = "$before" ]; then
+        log "$ref: unchanged ${before:0:12}"
+      else
+        podman tag "$twin" "$ref"
+        log "$ref: built ${twin:0:12} (tagged: an image of the same inputs)"
+      fi
+      built_refs+=("$ref")
+      add_to_list "$ref"
+      return 0
+    fi
+  fi
   local manifest=()
   [ -z "$manifest_prefix" ] || manifest=(--manifest "$(list_ref "$ref")")
+  [ -z "$inputs" ] || options+=(--label "$INPUTS_LABEL=$inputs")
   podman build --platform "linux/$arch" --layers -f "$containerfile" -t "$ref" "${manifest[@]}" \
-    "${labels[@]}" --label "org.opencontainers.image.version=$version" "$@" "$context" >&2
+    "${provenance[@]}" "${options[@]}" "$context" >&2
   after=$(image_id "$ref")
   if [ "$before" = "$after" ]; then
     log "$ref: unchanged ${after:0:12}"

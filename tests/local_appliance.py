@@ -13,6 +13,7 @@ import base64
 import http.client
 import http.cookiejar
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -20,10 +21,12 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playbook import REPO_ROOT, run_playbook
+import collection_tarball
+from playbook import BIN, REPO_ROOT, run_playbook
 from servers import S3Endpoint, get_json, manifest_digest, wait_until
 
 WEBAPP = "https://127.0.0.1:8443"
@@ -73,7 +76,64 @@ class EmbeddedStore(S3Endpoint):
 
 
 def site(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """site.yml from the checkout, as a developer runs it."""
     return run_playbook("site.yml", "-i", "inventories/local", *args, check=check)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The appliance a test run shares: the collection built into its tarball, installed with
+    ansible-galaxy into `collections`, and its site playbook run by name from `workdir`."""
+
+    collections: Path
+    workdir: Path
+    output: str  # the first site run's standard output
+
+    @property
+    def installed(self) -> Path:
+        return self.collections / "ansible_collections" / "edgeai" / "appliance"
+
+    def site(self) -> subprocess.CompletedProcess[str]:
+        """`ansible-playbook edgeai.appliance.site -i inventories/local`, as a Galaxy user runs it."""
+        command = [
+            str(BIN / "ansible-playbook"),
+            "edgeai.appliance.site",
+            "-i",
+            str(REPO_ROOT / "inventories" / "local"),
+        ]
+        return run_checked(command, self.workdir, installed_env(self.collections))
+
+
+def installed_env(collections: Path) -> dict[str, str]:
+    """A Galaxy user's shell: no checkout ansible.cfg or roles path; collections from the install
+    only (the dependencies from the ansible bundle, which is always searched)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(collections),
+        ANSIBLE_NOCOLOR="1",
+        ANSIBLE_FORCE_COLOR="0",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def run_checked(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+        raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n{tail}")
+    return result
+
+
+def deploy_from_the_tarball(workdir: Path) -> Deployment:
+    """From a clean state: build the tarball, install it offline, run its site playbook once."""
+    teardown()
+    collections = workdir / "collections"
+    tarball = collection_tarball.build(workdir / "dist")
+    install = [str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps"]
+    run_checked([*install, "-p", str(collections), str(tarball)], workdir, installed_env(collections))
+    deployment = Deployment(collections=collections, workdir=workdir, output="")
+    return Deployment(collections=collections, workdir=workdir, output=deployment.site().stdout)
 
 
 def retrain(photos: Path, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -167,8 +227,8 @@ def teardown() -> None:
 
     The generated credentials stay (a user's would): the next site.yml gives the new store the same key.
     """
-    for name in PODS:
-        subprocess.run(["podman", "pod", "rm", "-f", name], capture_output=True, check=False)
+    for name in PODS:  # killed at once (-t 0): they are being thrown away
+        subprocess.run(["podman", "pod", "rm", "-f", "-t", "0", name], capture_output=True, check=False)
     subprocess.run(["podman", "volume", "rm", "-f", *VOLUMES], capture_output=True, check=False)
     shutil.rmtree(SECRETS_DIR, ignore_errors=True)
     for kube_file in KUBE_DIR.glob("*.yaml"):

@@ -1,4 +1,5 @@
-"""The appliance deployed once for this package, on the podman runtime, with its embedded S3 store."""
+"""The run's one appliance (podman runtime, embedded S3 store), which this package leaves serving the
+model it found."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from servers import Publisher, face_video
 
 
 @pytest.fixture(scope="package")
-def deployed() -> Iterator[str]:
-    """site.yml against inventories/local from a clean state; yields the first run's output."""
-    local_appliance.teardown()
-    result = local_appliance.site()
-    yield result.stdout
-    local_appliance.teardown()
+def deployed(appliance: local_appliance.Deployment) -> Iterator[str]:
+    """The first site run's output; at the end the model in service at the start is put back."""
+    serving = local_appliance.model_version()
+    yield appliance.output
+    if local_appliance.model_version() != serving:
+        local_appliance.rollback(serving)
 
 
 @pytest.fixture(scope="package")

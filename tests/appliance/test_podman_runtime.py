@@ -32,7 +32,7 @@ def test_site_brings_up_the_registry_the_rtmp_server_and_the_web_app(deployed: s
     assert recap_counts(deployed)["failed"] == 0
     assert get_json(f"{local_appliance.REGISTRY}/v2/", headers=local_appliance.registry_auth()) == {}
     # The initial model is the empty one, pulled from the device's registry.
-    assert local_appliance.registry_tags() == ["initial"]
+    assert "initial" in local_appliance.registry_tags()
     status = local_appliance.wait_for_names({"Unknown"})
     assert status["model"]["version"] == "initial"
     assert status["source"]["state"] == "live"
@@ -40,7 +40,9 @@ def test_site_brings_up_the_registry_the_rtmp_server_and_the_web_app(deployed: s
     assert "<img" in local_appliance.page()
 
 
-def test_a_second_run_changes_nothing(deployed: str) -> None:
+def test_a_second_run_from_the_checkout_changes_nothing(deployed: str) -> None:
+    """After the installed collection's runs: the checkout builds the same images from the same
+    inputs (no rebuild for a revision label), so nothing is pushed, played or restarted."""
     again = local_appliance.site()
     counts = recap_counts(again.stdout)
     assert counts["changed"] == 0, again.stdout[-4000:]
@@ -167,7 +169,8 @@ def test_the_registry_serves_only_over_tls_to_the_site_pusher_and_deletes_nothin
     with pytest.raises(urllib.error.HTTPError) as plain:
         urllib.request.urlopen(f"http://{host}/v2/", timeout=10)
     assert plain.value.code == 400  # "Client sent an HTTP request to an HTTPS server."
-    assert local_appliance.registry_tags() == ["initial"]
+    tags = local_appliance.registry_tags()
+    assert "initial" in tags
     # Deletes are off, even for the pusher.
     digest = local_appliance.registry_digest("ai-for-edge/model", "initial")
     delete = urllib.request.Request(
@@ -178,7 +181,7 @@ def test_the_registry_serves_only_over_tls_to_the_site_pusher_and_deletes_nothin
     with pytest.raises(urllib.error.HTTPError) as deleted:
         urllib.request.urlopen(delete, timeout=10)
     assert deleted.value.code == 405
-    assert local_appliance.registry_tags() == ["initial"]
+    assert local_appliance.registry_tags() == tags
 
     # A push without credentials is refused; podman verifies the registry with the site CA the
     # container_registries role put in /etc/containers/certs.d, with no insecure flag anywhere.

@@ -1,14 +1,14 @@
 """The podman runtime over a reboot's stopped pods, and reset.yml, for real on this machine.
 
 A reboot leaves the pods Exited; podman's podman-kube@ units (enabled by site.yml) replay them at
-boot. Here the pods are stopped the same way and site.yml, then reset.yml, run over them.
+boot. Here the run's appliance has its pods stopped the same way and site.yml, then reset.yml, run
+over them; these tests run last on it (tests/conftest.py) and leave it deployed again.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,17 +62,13 @@ def reset(*args: str) -> subprocess.CompletedProcess[str]:
     return run_playbook("playbooks/reset.yml", "-i", "inventories/local", *args)
 
 
-@pytest.fixture(scope="module")
-def deployed() -> Iterator[None]:
-    local_appliance.teardown()
-    local_appliance.site()
-    yield
-    local_appliance.teardown()
-
-
-def test_site_over_stopped_pods_brings_them_back_with_their_content(deployed: None) -> None:
+def test_site_over_stopped_pods_brings_them_back_with_their_content(
+    appliance: local_appliance.Deployment,
+) -> None:
     assert len(units()) == len(local_appliance.PODS), "site.yml enables a boot unit per workload"
     webapp_digest = local_appliance.registry_digest("ai-for-edge/webapp", "0.1.0")
+    tags, serving = local_appliance.registry_tags(), local_appliance.model_version()
+    keys = local_appliance.EmbeddedStore().keys()
     subprocess.run(["podman", "pod", "stop", *local_appliance.PODS], check=True, capture_output=True)
     assert all(not status.startswith("Running") for status in pods().values())
 
@@ -83,13 +79,13 @@ def test_site_over_stopped_pods_brings_them_back_with_their_content(deployed: No
     )
     # The registry's volume (and what was pushed into it) and the model in service are kept.
     assert local_appliance.registry_digest("ai-for-edge/webapp", webapp_digest) == webapp_digest
-    assert local_appliance.registry_tags() == ["initial"]
-    assert local_appliance.model_version() == "initial"
-    # The store comes back with its bucket and the same generated key.
-    assert local_appliance.EmbeddedStore().keys() == []
+    assert local_appliance.registry_tags() == tags
+    assert local_appliance.model_version() == serving
+    # The store comes back with its bucket, what it held and the same generated key.
+    assert local_appliance.EmbeddedStore().keys() == keys
 
 
-def test_reset_check_mode_shows_and_removes_nothing(deployed: None) -> None:
+def test_reset_check_mode_shows_and_removes_nothing(appliance: local_appliance.Deployment) -> None:
     before = (pods(), units(), our_images())
     checked = reset("--check", "--diff")
     assert recap_counts(checked.stdout)["changed"] > 0
@@ -97,7 +93,9 @@ def test_reset_check_mode_shows_and_removes_nothing(deployed: None) -> None:
     assert HOSTS_MARKER in Path("/etc/hosts").read_text()
 
 
-def test_reset_removes_what_the_appliance_put_here_and_site_works_again(deployed: None) -> None:
+def test_reset_removes_what_the_appliance_put_here_and_site_works_again(
+    appliance: local_appliance.Deployment,
+) -> None:
     hosts_before = outside_our_block(Path("/etc/hosts").read_text())
     reset()
     assert not any(name in pods() for name in local_appliance.PODS)

@@ -476,6 +476,7 @@ def test_every_pod_fits_the_restricted_scc(tree_name: str, request: pytest.Fixtu
             assert all("hostPort" not in port for port in container.get("ports", [])), key
 
 
+@pytest.mark.slow  # a render of its own beyond the two trees
 def test_a_jetson_without_the_nvidia_default_gets_its_runtime_class(
     tmp_path: Path, device_registry: Registry
 ) -> None:
@@ -498,6 +499,7 @@ edge:
 """
 
 
+@pytest.mark.slow  # a render of its own beyond the two trees
 def test_two_devices_build_once_and_each_gets_the_images_in_its_own_registry(tmp_path: Path) -> None:
     """Also a lab's choice: registries without TLS or a password (edge_registry_tls/auth off)."""
     with Registry() as registry_a, Registry() as registry_b:
@@ -533,6 +535,7 @@ def test_two_devices_build_once_and_each_gets_the_images_in_its_own_registry(tmp
                         assert registry.manifest_digest(name, digest) == digest, f"{host} {key}"
 
 
+@pytest.mark.slow  # a render of its own beyond the two trees
 def test_tags_webapp_redeploys_the_webapp_alone(nuc_tree: Path, device_registry: Registry) -> None:
     result = run_playbook(
         "playbooks/deploy.yml",
@@ -556,6 +559,7 @@ def test_tags_webapp_redeploys_the_webapp_alone(nuc_tree: Path, device_registry:
     assert "@sha256:" in app["image"]
 
 
+@pytest.mark.slow  # a render of its own beyond the two trees
 def test_retrain_with_its_tag_on_a_jetson_rolls_out_the_l4t_image(
     jetson_tree: Path, device_registry: Registry, sample_photos: Path, tmp_path: Path
 ) -> None:
