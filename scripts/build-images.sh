@@ -265,7 +265,7 @@ inputs_digest() {
 build() {
   local ref=$1 containerfile=$2 context=$3
   shift 3
-  local before after inputs options twin
+  local before after inputs options twin=""
   before=$(image_id "$ref")
   options=("${labels[@]}" --label "org.opencontainers.image.version=$version" "$@")
   inputs=$(inputs_digest "$containerfile" "$context" "${options[@]}" || true)
@@ -274,23 +274,18 @@ build() {
     twin=$(podman images --no-trunc --filter "label=$INPUTS_LABEL=$inputs" --format '{{.ID}}')
     twin=${twin%%$'\n'*}
     twin=${twin#sha256:}
-    if [ -n "$twin" ]; then
-      if [ "$twin" = "$before" ]; then
-        log "$ref: unchanged ${before:0:12}"
-      else
-        podman tag "$twin" "$ref"
-        log "$ref: built ${twin:0:12} (tagged: an image of the same inputs)"
-      fi
-      built_refs+=("$ref")
-      add_to_list "$ref"
-      return 0
-    fi
   fi
-  local manifest=()
-  [ -z "$manifest_prefix" ] || manifest=(--manifest "$(list_ref "$ref")")
-  [ -z "$inputs" ] || options+=(--label "$INPUTS_LABEL=$inputs")
-  podman build --platform "linux/$arch" --layers -f "$containerfile" -t "$ref" "${manifest[@]}" \
-    "${provenance[@]}" "${options[@]}" "$context" >&2
+  if [ -n "$twin" ]; then
+    # An image of the same inputs: named, not built (a --platforms run adds it to its list).
+    [ "$twin" = "$before" ] || podman tag "$twin" "$ref"
+    add_to_list "$ref"
+  else
+    local manifest=()
+    [ -z "$manifest_prefix" ] || manifest=(--manifest "$(list_ref "$ref")")
+    [ -z "$inputs" ] || options+=(--label "$INPUTS_LABEL=$inputs")
+    podman build --platform "linux/$arch" --layers -f "$containerfile" -t "$ref" "${manifest[@]}" \
+      "${provenance[@]}" "${options[@]}" "$context" >&2
+  fi
   after=$(image_id "$ref")
   if [ "$before" = "$after" ]; then
     log "$ref: unchanged ${after:0:12}"

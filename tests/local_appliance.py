@@ -94,14 +94,18 @@ class Deployment:
         return self.collections / "ansible_collections" / "edgeai" / "appliance"
 
     def site(self) -> subprocess.CompletedProcess[str]:
-        """`ansible-playbook edgeai.appliance.site -i inventories/local`, as a Galaxy user runs it."""
-        command = [
-            str(BIN / "ansible-playbook"),
-            "edgeai.appliance.site",
-            "-i",
-            str(REPO_ROOT / "inventories" / "local"),
-        ]
-        return run_checked(command, self.workdir, installed_env(self.collections))
+        return installed_site(self.collections, self.workdir)
+
+
+def installed_site(collections: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """`ansible-playbook edgeai.appliance.site -i inventories/local`, as a Galaxy user runs it."""
+    command = [
+        str(BIN / "ansible-playbook"),
+        "edgeai.appliance.site",
+        "-i",
+        str(REPO_ROOT / "inventories" / "local"),
+    ]
+    return run_checked(command, workdir, installed_env(collections))
 
 
 def installed_env(collections: Path) -> dict[str, str]:
@@ -132,8 +136,8 @@ def deploy_from_the_tarball(workdir: Path) -> Deployment:
     tarball = collection_tarball.build(workdir / "dist")
     install = [str(BIN / "ansible-galaxy"), "collection", "install", "--offline", "--no-deps"]
     run_checked([*install, "-p", str(collections), str(tarball)], workdir, installed_env(collections))
-    deployment = Deployment(collections=collections, workdir=workdir, output="")
-    return Deployment(collections=collections, workdir=workdir, output=deployment.site().stdout)
+    output = installed_site(collections, workdir).stdout
+    return Deployment(collections=collections, workdir=workdir, output=output)
 
 
 def retrain(photos: Path, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -146,6 +150,11 @@ def retrain(photos: Path, *args: str, check: bool = True, **extra: str) -> subpr
         extra_vars={"retrain_photos_dir": str(photos), **extra},
         check=check,
     )
+
+
+def published() -> tuple[list[str], list[str], str]:
+    """What a retrain publishes: the store's keys, the registry's model tags, the model in service."""
+    return EmbeddedStore().keys(), registry_tags(), model_version()
 
 
 def rollback(version: str, check: bool = True) -> subprocess.CompletedProcess[str]:

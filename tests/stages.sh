@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make test after lint: every stage and pytest suite CI runs, each timed ("==> stage NAME took N s").
+# make test: every stage and pytest suite CI runs, each timed ("==> stage NAME took N s").
 #
-# The suites on the one appliance (tests/appliance, tests/e2e, tests/lifecycle) run first: a
+# Lint first (a failure stops here). Then the suites on the one appliance (tests/appliance, tests/e2e, tests/lifecycle) run first: a
 # deployment, then rollouts, pods and a stream that they mostly wait on. Beside them run the stages
 # that share no host state with that deployment and time nothing: sanity, molecule, and the host
 # roles (chroot roots), plugins, training and the collection's files; their output is shown when
@@ -31,6 +31,8 @@ beside() {
     && stage molecule make --no-print-directory molecule \
     && stage pytest-beside pytest -p no:cacheprovider --durations=10 "${BESIDE_SUITES[@]}"
 }
+
+stage lint make --no-print-directory lint || exit 1
 
 # Both pytest runs read the sample photos: fetch them once, before either starts.
 python tests/photos.py >/dev/null || exit 1

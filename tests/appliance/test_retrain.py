@@ -24,21 +24,16 @@ def add(folder: Path, sample_photos: Path, sample: str, person: str) -> None:
     shutil.copy(sample_photos / sample, folder / f"{person}.jpg")
 
 
-def published(s3: EmbeddedStore) -> tuple[list[str], list[str], str]:
-    """What a retrain publishes: the store's keys, the registry's model tags, the model in service."""
-    return s3.keys(), local_appliance.registry_tags(), local_appliance.model_version()
-
-
 def test_the_gate_stops_a_model_of_bad_photos_and_nothing_is_published(
     deployed: str, s3: EmbeddedStore, photos: Path
 ) -> None:
     cv2.imwrite(str(photos / "Blank Wall.png"), np.full((300, 300, 3), 128, np.uint8))  # no face
     (photos / "Nobody.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
-    before = published(s3)
+    before = local_appliance.published()
     result = local_appliance.retrain(photos, check=False)
     assert result.returncode != 0
     assert "nothing written" in result.stdout or "refused" in result.stdout
-    assert published(s3) == before
+    assert local_appliance.published() == before
 
 
 def test_wrong_s3_credentials_push_nothing_and_show_no_secret(
@@ -46,21 +41,21 @@ def test_wrong_s3_credentials_push_nothing_and_show_no_secret(
 ) -> None:
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
     wrong_secret = "Wr0ngSecretKeyThatMustNotBePrinted"
-    before = published(s3)
+    before = local_appliance.published()
     result = local_appliance.retrain(photos, check=False, retrain_s3_secret_key=wrong_secret)
     assert result.returncode != 0
     assert "S3 upload of model" in result.stdout
     assert "S3 refused the credentials" in result.stdout
     assert wrong_secret not in result.stdout + result.stderr
     assert s3.secret_key not in result.stdout + result.stderr
-    assert published(s3) == before
+    assert local_appliance.published() == before
 
 
 def test_a_missing_bucket_is_named_and_only_made_when_asked(
     deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path
 ) -> None:
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
-    before = published(s3)
+    before = local_appliance.published()
     result = local_appliance.retrain(
         photos, check=False, retrain_s3_bucket="absent-bucket", retrain_s3_create_bucket="false"
     )
@@ -69,14 +64,14 @@ def test_a_missing_bucket_is_named_and_only_made_when_asked(
     assert "retrain_s3_create_bucket=true" in result.stdout
     buckets = [bucket["Name"] for bucket in s3.client().list_buckets()["Buckets"]]
     assert "absent-bucket" not in buckets
-    assert published(s3) == before
+    assert local_appliance.published() == before
 
 
 def test_with_the_store_down_retrain_says_so_and_publishes_nothing(
     deployed: str, s3: EmbeddedStore, photos: Path, sample_photos: Path
 ) -> None:
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
-    before = published(s3)
+    before = local_appliance.published()
     subprocess.run(
         ["podman", "pod", "stop", "-t", "20", "object-store-pod-0"], check=True, capture_output=True
     )
@@ -88,14 +83,14 @@ def test_with_the_store_down_retrain_says_so_and_publishes_nothing(
     assert result.returncode != 0
     assert "cannot reach the S3 endpoint" in result.stdout
     assert "Is the store up" in result.stdout
-    assert published(s3) == before
+    assert local_appliance.published() == before
 
 
 def test_a_retrain_publishes_and_rolls_out_the_new_person(
     deployed: str, stream: Path, s3: EmbeddedStore, photos: Path, sample_photos: Path, tmp_path: Path
 ) -> None:
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
-    keys, tags, serving = published(s3)
+    keys, tags, serving = local_appliance.published()
     result = local_appliance.retrain(photos)
     version = local_appliance.model_version()
     assert version.isdigit() and len(version) == 10, version

@@ -170,7 +170,7 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
     url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test?key={key}"
     try:
         with Publisher(video, url):
-            steps.run("2 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))
+            steps.run("1 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))
 
             def unknown_on_the_page() -> None:
                 password = local_appliance.credential("webapp-password")
@@ -178,26 +178,26 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
                 browser.open(f"{local_appliance.WEBAPP}/")
                 browser.wait_for_names(["Unknown", "Unknown"])
 
-            steps.run("3 page shows Unknown", unknown_on_the_page)
+            steps.run("2 page shows Unknown", unknown_on_the_page)
             before = box_pixels(mjpeg_frame())
-            browser.screenshot("3-unknown.png")
+            browser.screenshot("2-unknown.png")
             assert before["red"] > 500 and before["green"] == 0, before
 
             shutil.copy(sample_photos / "obama.jpg", photos / f"{PERSON}.jpg")
-            result = steps.run("4 retrain.yml", lambda: local_appliance.retrain(photos))
+            result = steps.run("3 retrain.yml", lambda: local_appliance.retrain(photos))
             version = local_appliance.model_version()
             assert f"model {version} in service" in result.stdout
 
-            steps.run("5 page names the person", lambda: browser.wait_for_names([PERSON, "Unknown"]))
+            steps.run("4 page names the person", lambda: browser.wait_for_names([PERSON, "Unknown"]))
             browser.page.reload()
             browser.wait_for_names([PERSON, "Unknown"])
             assert browser.model_version() == version
             after = box_pixels(mjpeg_frame())
-            browser.screenshot("5-named.png")
+            browser.screenshot("4-named.png")
             assert after["green"] > 500 and after["red"] > 500, after  # the other face stays Unknown
 
-            steps.run("6 rollback.yml previous", lambda: local_appliance.rollback("previous"))
-            steps.run("6 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
+            steps.run("5 rollback.yml previous", lambda: local_appliance.rollback("previous"))
+            steps.run("5 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
             assert local_appliance.model_version() == "initial"
     finally:
         ARTEFACTS.mkdir(parents=True, exist_ok=True)

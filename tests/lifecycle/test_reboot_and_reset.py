@@ -67,8 +67,7 @@ def test_site_over_stopped_pods_brings_them_back_with_their_content(
 ) -> None:
     assert len(units()) == len(local_appliance.PODS), "site.yml enables a boot unit per workload"
     webapp_digest = local_appliance.registry_digest("ai-for-edge/webapp", "0.1.0")
-    tags, serving = local_appliance.registry_tags(), local_appliance.model_version()
-    keys = local_appliance.EmbeddedStore().keys()
+    published = local_appliance.published()
     subprocess.run(["podman", "pod", "stop", *local_appliance.PODS], check=True, capture_output=True)
     assert all(not status.startswith("Running") for status in pods().values())
 
@@ -79,10 +78,9 @@ def test_site_over_stopped_pods_brings_them_back_with_their_content(
     )
     # The registry's volume (and what was pushed into it) and the model in service are kept.
     assert local_appliance.registry_digest("ai-for-edge/webapp", webapp_digest) == webapp_digest
-    assert local_appliance.registry_tags() == tags
-    assert local_appliance.model_version() == serving
-    # The store comes back with its bucket, what it held and the same generated key.
-    assert local_appliance.EmbeddedStore().keys() == keys
+    # The registry's tags, the model in service and the store (its bucket, what it held, the same
+    # generated key) come back as they were.
+    assert local_appliance.published() == published
 
 
 def test_reset_check_mode_shows_and_removes_nothing(appliance: local_appliance.Deployment) -> None:
