@@ -117,7 +117,12 @@ def test_the_video_feed_shows_annotated_720p_frames(live: LiveApp) -> None:
 def test_health_readiness_and_metrics(live: LiveApp) -> None:
     assert get_json(f"{live.url}/healthz") == {"status": "ok"}
     readiness = get_json(f"{live.url}/readyz")
-    assert readiness == {"ready": True, "reasons": [], "model": {"version": "2401020304"}}
+    assert readiness == {
+        "ready": True,
+        "reasons": [],
+        "model": {"version": "2401020304"},
+        "detector": {"model": "hog", "cuda": False, "devices": 0, "required": False, "problem": None},
+    }
 
     def metrics() -> str:
         with urllib.request.urlopen(f"{live.url}/metrics", timeout=10) as response:

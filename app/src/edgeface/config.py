@@ -47,6 +47,12 @@ credential, a person's session (`WEB_USERS_FILE`) or, for /api/status and /metri
 (`WEB_TOKENS_FILE`); see edgeface.auth. `FACE_BLUR_UNKNOWN` (new, default off) blurs the Unknown
 faces of the served video. `MODEL_SHA256` (new, unset) is the model file's expected sha256.
 
+`FACE_LOC_MODEL=cnn` runs on CUDA when dlib has it and sees a device, else on the CPU (served,
+with a WARNING: far too slow for live video; edgeface.detector.probe_backend has the cases).
+`FACE_REQUIRE_CUDA` (new, default off): on, /readyz answers 503 unless the detector runs on CUDA,
+so that a rollout to a device without its GPU fails (the roles set it on a Jetson); /healthz is
+not affected.
+
 A bad value stops start-up with `ConfigError` naming the variable and what it accepts.
 """
 
@@ -96,7 +102,8 @@ class AppConfig:
     frame_width: int = 1280  # capture size request (cameras), pixels
     frame_height: int = 720
     face_ratio: float = DEFAULT_FACE_RATIO  # scale applied before detection, (0, 1]
-    face_loc_model: str = "hog"  # hog (CPU) | cnn (CUDA)
+    face_loc_model: str = "hog"  # hog (CPU) | cnn (CUDA if dlib has it, else the CPU)
+    face_require_cuda: bool = False  # /readyz 503 unless the detector runs on CUDA
     face_loc_ntu: int = DEFAULT_FACE_LOC_NTU  # times to upsample when detecting, 0..3
     face_min_size: int = DEFAULT_FACE_MIN_SIZE  # smallest face tracked and named, px tall
     face_unknown_distance: float | None = None  # surely a stranger from here; None: tolerance + 0.1
@@ -185,6 +192,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         "frame_height": _parse(env, "CAP_PROP_FRAME_HEIGHT", _in_range(int, 16, 4320), "an integer 16..4320"),
         "face_ratio": _parse(env, "FACE_RATIO", _in_range(float, 0, 1, open_low=True), "a number in (0, 1]"),
         "face_loc_model": _parse(env, "FACE_LOC_MODEL", _choice(DETECTION_MODELS, str.lower), "hog or cnn"),
+        "face_require_cuda": _parse(env, "FACE_REQUIRE_CUDA", _switch, ON_OFF),
         "face_loc_ntu": _parse(env, "FACE_LOC_NTU", _in_range(int, 0, 3), "an integer 0..3"),
         "video_processing_fps": _parse(
             env, "VIDEO_PROCESSING_FPS", _in_range(float, 0, 60, open_low=True), "a number in (0, 60]"

@@ -6,17 +6,105 @@ copy: on colour dlib computes the gradients of each channel to keep the stronges
 ~30% more time for the same faces (measured on a 768x720 crop at 2x: 0.175 s vs 0.122 s). dlib's smallest
 HOG face is ~80 px at the scale it scans, so ratio x 2**upsample = 2 finds faces from 40 px: the
 default (1, 1) does, the seed's (0.25, 1) finds none under ~160 px (see edgeface.config).
+
+What the detector runs on is `probe_backend`'s answer (a `DetectorBackend`): dlib runs its CNN on
+CUDA when it was built with CUDA and sees a device, on the CPU when built without CUDA, and not
+at all when built with CUDA but without a device (HOG then stands in); HOG always on the CPU.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from edgeface.values import Box
 
 MODELS = ("hog", "cnn")
+
+
+@dataclass(frozen=True)
+class DetectorBackend:
+    """What the face detector runs on, as probed in the process that runs it."""
+
+    model: str  # the model that detects: hog | cnn
+    cuda: bool  # it runs on CUDA: cnn, dlib built with CUDA and at least one device
+    devices: int  # CUDA devices dlib sees (0 when dlib has no CUDA)
+    dlib_cuda: bool = False  # dlib was built with CUDA (DLIB_USE_CUDA)
+    cuda_error: str | None = None  # why dlib could not count its devices (no driver, no GPU mounted)
+    instead_of: str | None = None  # "cnn" when hog detects in its place (see `runnable`)
+
+    def describe(self) -> str:
+        """In words: "cnn on CUDA (1 device)", "cnn on the CPU (dlib built without CUDA)", "hog on
+        the CPU"."""
+        if self.cuda:
+            return f"{self.model} on CUDA ({self.devices} device{'s' if self.devices != 1 else ''})"
+        if self.instead_of:
+            return f"hog on the CPU, in place of {self.instead_of} ({self._no_cuda()})"
+        if self.model == "hog":
+            return "hog on the CPU"
+        return f"cnn on the CPU ({self._no_cuda()})"
+
+    def problem(self, required: bool) -> str | None:
+        """What is wrong with this backend when CUDA is `required` (FACE_REQUIRE_CUDA) or not;
+        None when nothing is. HOG on the CPU is fine unless CUDA is required."""
+        if self.cuda:
+            return None
+        configured = self.instead_of or self.model
+        if required:
+            why = "dlib's HOG is CPU-only" if configured == "hog" else self._no_cuda()
+            stand_in = "; hog detects in its place" if self.instead_of else ""
+            return (
+                "FACE_REQUIRE_CUDA=on but the detector runs on the CPU:"
+                f" FACE_LOC_MODEL={configured}, {why}{stand_in}"
+            )
+        if self.instead_of:
+            return (
+                f"FACE_LOC_MODEL={self.instead_of} cannot run here ({self._no_cuda()}):"
+                " hog detects in its place, on the CPU"
+            )
+        if self.model == "cnn":  # served anyway; measured on a 1280x720 frame at (1, 1): 23 s vs hog's 0.26
+            return (
+                f"FACE_LOC_MODEL=cnn runs on the CPU ({self._no_cuda()}): ~90 times slower than hog,"
+                " seconds to tens of seconds a frame, too slow for live video; use FACE_LOC_MODEL=hog"
+                " or a CUDA device"
+            )
+        return None
+
+    def _no_cuda(self) -> str:
+        """Why a CNN does not run on CUDA here."""
+        if not self.dlib_cuda:
+            return "dlib built without CUDA"
+        return "dlib built with CUDA but sees no device" + (f": {self.cuda_error}" if self.cuda_error else "")
+
+
+def runnable(backend: DetectorBackend) -> DetectorBackend:
+    """`backend`, or hog in its place where its CNN cannot run at all: a CUDA build of dlib runs
+    its CNN only on CUDA, so without a device (a Jetson's pod without its GPU) every detection
+    would fail and the worker with it; hog on the CPU serves instead, and `problem` says so."""
+    if backend.model == "cnn" and backend.dlib_cuda and not backend.cuda:
+        return replace(backend, model="hog", instead_of="cnn")
+    return backend
+
+
+def probe_backend(model: str) -> DetectorBackend:
+    """What the detector for `model` (FACE_LOC_MODEL) runs on in this process, from dlib's public
+    API; its `model` is the one to detect with (`runnable`). Call it only in the process that
+    detects (the inference worker, `edgeface doctor`): counting the devices opens CUDA, and the
+    web process must hold no CUDA context (CUDA does not survive a fork)."""
+    if model not in MODELS:
+        raise ValueError(f"detection model must be one of {', '.join(MODELS)}, got {model!r}")
+    import dlib  # noqa: PLC0415
+
+    dlib_cuda = bool(dlib.DLIB_USE_CUDA)
+    devices, error = 0, None
+    if dlib_cuda:
+        try:
+            devices = int(dlib.cuda.get_num_devices())
+        except RuntimeError as failure:  # dlib's CUDA check throws without a driver or a device
+            error = str(failure).strip() or type(failure).__name__
+    return runnable(DetectorBackend(model, model == "cnn" and devices > 0, devices, dlib_cuda, error))
 
 
 class Detector:

@@ -5,7 +5,9 @@ measured here: two threads take twice as long as one. In the web process that wo
 capture and the viewers for that long, so the pipeline runs `analyse` in a child process
 (`python -m edgeface.inference`), talking over its stdin/stdout with length-prefixed JSON headers
 and raw frame bytes: nothing is pickled. The child loads the model itself and reports its
-version, people or the reason it could not load it; without a model every face is Unknown.
+version, people or the reason it could not load it; without a model every face is Unknown. It
+also reports what its detector runs on (edgeface.detector.probe_backend): probed there, as CUDA
+belongs to the process that detects and the web process opens none.
 
     worker = InferenceWorker(config).start()
     result = worker.infer(bgr_frame)      # InferenceResult(detections, seconds, encoded, full_frame)
@@ -34,7 +36,7 @@ from typing import IO, Any
 import numpy as np
 
 from edgeface.config import AppConfig
-from edgeface.detector import Detector, overlap
+from edgeface.detector import Detector, DetectorBackend, overlap, probe_backend
 from edgeface.model import FaceModel, ModelError, load_model
 from edgeface.recogniser import FROM_ENVIRONMENT, Recogniser, choose_tolerance, encode_faces, model_tolerance
 from edgeface.tracker import Tracker
@@ -177,6 +179,30 @@ def result_from_wire(reply: dict[str, Any]) -> InferenceResult:
     )
 
 
+def backend_to_wire(backend: DetectorBackend) -> dict[str, Any]:
+    """The detector's backend in the worker's hello (edgeface.status has the public JSON)."""
+    return {
+        "model": backend.model,
+        "cuda": backend.cuda,
+        "devices": backend.devices,
+        "dlib_cuda": backend.dlib_cuda,
+        "cuda_error": backend.cuda_error,
+        "instead_of": backend.instead_of,
+    }
+
+
+def backend_from_wire(record: dict[str, Any]) -> DetectorBackend:
+    error, instead_of = record.get("cuda_error"), record.get("instead_of")
+    return DetectorBackend(
+        model=str(record["model"]),
+        cuda=bool(record["cuda"]),
+        devices=int(record["devices"]),
+        dlib_cuda=bool(record.get("dlib_cuda", False)),
+        cuda_error=None if error is None else str(error),
+        instead_of=None if instead_of is None else str(instead_of),
+    )
+
+
 def write_message(stream: IO[bytes], header: dict[str, Any], payload: bytes = b"") -> None:
     """One message: 4-byte header length, JSON header, 8-byte payload length, payload."""
     text = json.dumps(header).encode()
@@ -206,6 +232,7 @@ class InferenceWorker:
         self.config = config
         self.start_timeout = start_timeout  # seconds to load dlib and the model and say hello
         self.model = ModelInfo(str(config.model_filename), error="inference worker not started")
+        self.backend: DetectorBackend | None = None  # what the detector runs on, from the hello
         self._process: subprocess.Popen[bytes] | None = None
         self._serving = False  # the process has said hello: it reads its input from then on
         self.returncode: int | None = None  # of the last process stopped (negative: its signal)
@@ -262,6 +289,9 @@ class InferenceWorker:
             tolerance=hello.get("tolerance"),
             tolerance_source=hello.get("tolerance_source"),
         )
+        self.backend = backend_from_wire(hello["detector"])
+        if problem := self.backend.problem(config.face_require_cuda):
+            log.warning("%s", problem)
         if self.model.error:
             log.error("model not loaded, every face will be %s: %s", "Unknown", self.model.error)
         else:
@@ -381,7 +411,9 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
     configured = arguments["tolerance"]
     tolerance, source = choose_tolerance(None if configured is None else float(configured), model)
     hello.update(tolerance=tolerance, tolerance_source=source, model_tolerance=model_tolerance(model))
-    detector = Detector(arguments["detector"], float(arguments["ratio"]), int(arguments["upsample"]))
+    backend = probe_backend(arguments["detector"])  # here, in the process that detects
+    hello["detector"] = backend_to_wire(backend)
+    detector = Detector(backend.model, float(arguments["ratio"]), int(arguments["upsample"]))
     recogniser = Recogniser(model, tolerance)
     unknown = None if arguments.get("unknown") is None else float(arguments["unknown"])
     tracker = Tracker(detector, recogniser, float(arguments["track_seconds"]), unknown=unknown)

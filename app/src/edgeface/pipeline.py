@@ -31,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from edgeface.annotator import annotate, no_signal_frame
 from edgeface.broadcaster import Broadcaster
 from edgeface.config import AppConfig
+from edgeface.detector import DetectorBackend
 from edgeface.inference import (
     AUTO,
     FOLLOW,
@@ -530,6 +531,11 @@ class Pipeline:
         return self.workers[0].model
 
     @property
+    def backend(self) -> DetectorBackend | None:
+        """What the detector runs on, as the first worker probed it; None until its hello."""
+        return self.workers[0].backend
+
+    @property
     def recognised(self) -> int:
         return self.metrics.updates
 
@@ -547,13 +553,19 @@ class Pipeline:
 
         A missing stream is not among the reasons: the app then serves its "no signal" page,
         which must stay reachable through the Service, and a rollout must not wait for a
-        camera. The stream's state is in status() instead.
+        camera. The stream's state is in status() instead. A detector on the CPU is one only
+        with FACE_REQUIRE_CUDA=on: a rollout to a device whose pod got no GPU then fails.
         """
         if not all(slot.ready for slot in self.slots):
             return ["inference worker starting"]
+        reasons = []
         if self.model.error:
-            return [f"model not loaded: {self.model.error}"]
-        return []
+            reasons.append(f"model not loaded: {self.model.error}")
+        backend = self.backend  # set: every worker has said hello
+        cpu_only = backend.problem(required=True) if backend is not None else None
+        if self.config.face_require_cuda and cpu_only:
+            reasons.append(cpu_only)
+        return reasons
 
     def status(self) -> dict[str, Any]:
         """JSON-ready snapshot for /api/status and the page (edgeface.status)."""

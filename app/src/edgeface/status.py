@@ -6,10 +6,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from edgeface import __version__
+from edgeface.config import AppConfig
+from edgeface.detector import DetectorBackend
 from edgeface.values import Detection
 
 if TYPE_CHECKING:
     from edgeface.pipeline import Pipeline
+
+NOT_PROBED = "inference worker not started: where the detector runs is not known yet"
 
 
 def _rounded(value: float | None, digits: int = 4) -> float | None:
@@ -30,6 +34,31 @@ def detection_status(detection: Detection) -> dict[str, Any]:
     }
 
 
+def detector_status(
+    backend: DetectorBackend | None, config: AppConfig, unknown: str = NOT_PROBED
+) -> dict[str, Any]:
+    """Where the face detector runs, for /api/status, /readyz and `edgeface doctor`: the model
+    (hog | cnn), whether it runs on CUDA, the CUDA devices dlib sees, whether FACE_REQUIRE_CUDA
+    asks for CUDA, and what is wrong (None: nothing). `backend` None: not probed yet (`unknown`
+    says why); the model is then the configured one."""
+    required = config.face_require_cuda
+    if backend is None:
+        return {
+            "model": config.face_loc_model,
+            "cuda": False,
+            "devices": 0,
+            "required": required,
+            "problem": unknown,
+        }
+    return {
+        "model": backend.model,
+        "cuda": backend.cuda,
+        "devices": backend.devices,
+        "required": required,
+        "problem": backend.problem(required),
+    }
+
+
 def pipeline_status(pipeline: Pipeline) -> dict[str, Any]:
     """JSON-ready snapshot of `pipeline` for /api/status and the page."""
     source = pipeline.source.status()
@@ -45,6 +74,7 @@ def pipeline_status(pipeline: Pipeline) -> dict[str, Any]:
             "error": model.error,
         },
         "tolerance": {"value": model.tolerance, "source": model.tolerance_source},
+        "detector": detector_status(pipeline.backend, pipeline.config),
         "source": {
             "state": source.state,
             "input_fps": round(source.fps, 2),

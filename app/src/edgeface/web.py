@@ -2,10 +2,12 @@
 
 /             page: live stream, who is on screen, model version, fps
 /video_feed   MJPEG (multipart/x-mixed-replace), the shared encoded frames
-/api/status   JSON: model version and people, tolerance in use, input fps, recognition rate, last detections
+/api/status   JSON: model version and people, tolerance in use, where the detector runs, input fps,
+              recognition rate, last detections
 /healthz      503 naming the loop that is stuck or dead (capture, inference-N, display, mjpeg-writer)
               or the worker process that died, so that the pod is restarted (a missing stream is not one)
-/readyz       503 with the reasons while the model is missing/corrupt (a missing stream is not one)
+/readyz       503 with the reasons while the model is missing/corrupt or, with FACE_REQUIRE_CUDA=on, the
+              detector runs on the CPU (a missing stream is not one); says where the detector runs
 /metrics      Prometheus text format
 /login        the login form (GET) and the login (POST); /logout (POST) ends the session
 
@@ -27,6 +29,7 @@ from edgeface.broadcaster import MIMETYPE
 from edgeface.config import AppConfig, load_config
 from edgeface.login import install
 from edgeface.pipeline import Pipeline
+from edgeface.status import detector_status
 
 EXTENSION = "edgeface"
 AUTH_EXTENSION = "edgeface-auth"
@@ -79,10 +82,16 @@ def create_app(
 
     @app.get("/readyz")
     def readyz() -> tuple[dict[str, Any], int]:
-        # The model's version (a UTC minute, no name) is open too: a rollout asks which model a
-        # new pod serves without a credential (Kubernetes' pod proxy carries none for the app).
+        # The model's version (a UTC minute, no name) and where the detector runs are open too: a
+        # rollout asks what a new pod serves without a credential (Kubernetes' pod proxy carries
+        # none for the app).
         reasons = pipeline.readiness()
-        body = {"ready": not reasons, "reasons": reasons, "model": {"version": pipeline.model.version}}
+        body = {
+            "ready": not reasons,
+            "reasons": reasons,
+            "model": {"version": pipeline.model.version},
+            "detector": detector_status(pipeline.backend, pipeline.config),
+        }
         return (body, 503 if reasons else 200)
 
     @app.get("/metrics")

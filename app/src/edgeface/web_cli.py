@@ -18,7 +18,7 @@ from typing import Any
 
 from edgeface import __version__
 from edgeface.arguments import positive_int
-from edgeface.config import ConfigError, load_config
+from edgeface.config import AppConfig, ConfigError, load_config
 
 DEFAULT_THREADS = 16
 """waitress worker threads: for the page, the JSON and the metrics (stream viewers hold none)."""
@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     recognize.set_defaults(handler=run_recognize)
 
     doctor = subparsers.add_parser(
-        "doctor", help="versions, CUDA and whether FACE_LOC_MODEL=cnn can run here"
+        "doctor",
+        help="versions, CUDA, what FACE_LOC_MODEL's detector runs on here (exit 1 when"
+        " FACE_REQUIRE_CUDA=on and it is not CUDA)",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
     doctor.set_defaults(handler=run_doctor)
@@ -177,10 +179,15 @@ def run_recognize(args: argparse.Namespace) -> int:
     return 0
 
 
-def doctor_report() -> dict[str, Any]:
-    """What the seed checked by hand on a Jetson, and whether the CNN detector can run here."""
+def doctor_report(config: AppConfig) -> dict[str, Any]:
+    """What the seed checked by hand on a Jetson, whether the CNN detector can run here, and
+    `detector`: what the configured FACE_LOC_MODEL runs on here, as /api/status says it (probed
+    in this process, as the inference worker does)."""
     import cv2  # noqa: PLC0415
     import numpy  # noqa: PLC0415
+
+    from edgeface.detector import probe_backend  # noqa: PLC0415
+    from edgeface.status import detector_status  # noqa: PLC0415
 
     report: dict[str, Any] = {
         "edgeface": __version__,
@@ -197,12 +204,16 @@ def doctor_report() -> dict[str, Any]:
         import dlib  # noqa: PLC0415
 
         report["dlib"] = dlib.__version__
-        report["dlib_use_cuda"] = bool(dlib.DLIB_USE_CUDA)
-        report["dlib_cuda_devices"] = dlib.cuda.get_num_devices() if dlib.DLIB_USE_CUDA else 0
+        backend = probe_backend(config.face_loc_model)
+        report["dlib_use_cuda"] = backend.dlib_cuda
+        report["dlib_cuda_devices"] = backend.devices
+        detector, runs_on = detector_status(backend, config), backend.describe()
     except ImportError as error:
         report["dlib"] = f"missing ({error})"
         report["dlib_use_cuda"] = False
         report["dlib_cuda_devices"] = 0
+        detector = detector_status(None, config, unknown=f"dlib is missing ({error})")
+        runs_on = "nothing: dlib is missing"
     try:
         import face_recognition  # noqa: PLC0415
 
@@ -211,6 +222,7 @@ def doctor_report() -> dict[str, Any]:
         report["face_recognition"] = f"missing ({error})"
     report["nvidia_l4t_core"] = _l4t_version()
     report["cnn"] = _cnn_check(report)
+    report["detector"], report["detector_runs_on"] = detector, runs_on
     return report
 
 
@@ -253,13 +265,25 @@ def _cnn_check(report: dict[str, Any]) -> str:
 
 
 def run_doctor(args: argparse.Namespace) -> int:
-    report = doctor_report()
+    """Print the report; exit 1 when FACE_REQUIRE_CUDA=on and the detector would not run on CUDA
+    (the reason on stderr, as /readyz would give it), 2 on a bad setting."""
+    config = _config_or_exit()
+    if config is None:
+        return 2
+    report = doctor_report(config)
+    detector = report["detector"]
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for key, value in report.items():
+        # The detector in words (its object is for the JSON), then what is wrong with it.
+        rows = {key: value for key, value in report.items() if key not in ("detector", "detector_runs_on")}
+        rows |= {"detector": report["detector_runs_on"], "detector_problem": detector["problem"]}
+        for key, value in rows.items():
             shown = "; ".join(value) if isinstance(value, list) else value
             print(f"{key:<20} {shown if shown not in (None, '') else '-'}")
+    if detector["required"] and not detector["cuda"]:
+        print(f"edgeface doctor: {detector['problem']}", file=sys.stderr)
+        return 1
     return 0
 
 
