@@ -44,7 +44,8 @@ _value:
 """
 
 _LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-_LOCALHOST_NAMES = ("localhost", "localhost.localdomain", "localhost4", "localhost6")
+# /etc/hosts' loopback names: localhost, localhost.localdomain, localhost4(.localdomain4), ...
+_LOCALHOST_LABELS = ("localhost", "localhost4", "localhost6")
 
 
 def usable_name(name: str) -> bool:
@@ -56,7 +57,7 @@ def usable_name(name: str) -> bool:
         return not ipaddress.ip_address(text).is_loopback
     except ValueError:
         pass
-    if text in _LOCALHOST_NAMES or text.startswith("localhost.") or text.endswith(".localhost"):
+    if text.split(".")[0] in _LOCALHOST_LABELS or text.endswith(".localhost"):
         return False
     return len(text) <= 253 and all(_LABEL.fullmatch(label) for label in text.split("."))
 

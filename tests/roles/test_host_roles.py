@@ -1,6 +1,6 @@
-"""Host roles against a real Debian root (chroot): what molecule's converge/idempotence/verify
-does not cover — check mode on a fresh and on a converged root, and bad variables failing with
-the variable's name.
+"""Host roles against a real root (Debian dressed as RHEL 9, chroot): what molecule's
+converge/idempotence/verify does not cover — check mode on a fresh and on a converged root, and
+bad variables failing with the variable's name.
 
 The root comes from molecule/_shared/debian-root.sh (debootstrap once, cached tarball). The
 chroot connection needs root privileges, as it does on the test machines.
@@ -20,14 +20,24 @@ import yaml
 
 from playbook import recap_counts, run_playbook
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEBIAN_ROOT_SCRIPT = REPO_ROOT / "molecule" / "_shared" / "debian-root.sh"
-PULL_SECRET = '{"auths": {"registry.redhat.io": {"auth": "dGVzdDp0ZXN0"}}}'
+from .roots import (
+    DEBIAN_ROOT_SCRIPT,
+    PULL_SECRET,
+    chroot_host,
+    first_failures,
+    fresh_root,
+    json_report,
+    provision,
+    write_inventory,
+)
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="the chroot connection needs root"),
 ]
+
+# CRI-O's drop-in for NVIDIA's runtime: its name sorts after MicroShift's own drop-ins.
+NVIDIA_DROPIN = "etc/crio/crio.conf.d/zz-edgeai-nvidia.conf"
 
 # Files the provisioning writes in the root (relative paths).
 WRITTEN_FILES = (
@@ -36,38 +46,6 @@ WRITTEN_FILES = (
     "etc/crio/openshift-pull-secret",
     "etc/microshift/config.yaml",
 )
-
-
-def unpack_root(root: Path) -> None:
-    subprocess.run([str(DEBIAN_ROOT_SCRIPT), "unpack", str(root)], check=True)
-
-
-def chroot_host(root: Path, **host_vars: object) -> dict[str, object]:
-    return {
-        "ansible_connection": "community.general.chroot",
-        "ansible_host": str(root),
-        "ansible_python_interpreter": "/usr/bin/python3",
-        **host_vars,
-    }
-
-
-def write_inventory(path: Path, hosts: dict[str, dict[str, object]], **edge_vars: object) -> Path:
-    """An inventory of chroot hosts in group edge; edge_vars override the test defaults."""
-    base: dict[str, object] = {
-        "edge_profile_device_address": "192.0.2.20",
-        "microshift_install_packages": False,
-        "microshift_manage_firewall": False,
-        "microshift_manage_service": False,
-        "microshift_fetch_kubeconfig": False,
-        "microshift_pull_secret": PULL_SECRET,
-    }
-    base.update(edge_vars)
-    path.write_text(yaml.safe_dump({"edge": {"hosts": hosts, "vars": base}}))
-    return path
-
-
-def provision(inventory: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return run_playbook("playbooks/provision.yml", "-i", str(inventory), *args, check=check)
 
 
 def digests(root: Path) -> dict[str, str | None]:
@@ -81,14 +59,8 @@ def digests(root: Path) -> dict[str, str | None]:
 MIRRORS = [{"prefix": "docker.io", "mirrors": [{"location": "mirror.site.example:5000", "insecure": True}]}]
 
 
-def fresh_root(parent: Path) -> Path:
-    root = parent / "root"
-    unpack_root(root)
-    return root
-
-
 @pytest.fixture(scope="module")
-def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def rhel_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A root the module converges once (with mirrors); the last test moves its address."""
     root = fresh_root(tmp_path_factory.mktemp("host-roles"))
     yield root
@@ -96,10 +68,10 @@ def debian_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def converged_inventory(debian_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def converged_inventory(rhel_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     inventory = write_inventory(
         tmp_path_factory.mktemp("converged") / "inventory.yml",
-        {"device": chroot_host(debian_root)},
+        {"device": chroot_host(rhel_root)},
         container_registries_mirrors=MIRRORS,
         container_registries_insecure=["lab-mirror.site.example:5000"],
     )
@@ -131,23 +103,23 @@ def test_check_mode_on_a_fresh_root_reports_changes_and_writes_nothing(tmp_path:
     subprocess.run([str(DEBIAN_ROOT_SCRIPT), "remove", str(root)], check=True)
 
 
-def test_check_mode_on_a_converged_root_changes_nothing(debian_root: Path, converged_inventory: Path) -> None:
-    converged = digests(debian_root)
+def test_check_mode_on_a_converged_root_changes_nothing(rhel_root: Path, converged_inventory: Path) -> None:
+    converged = digests(rhel_root)
     assert all(converged.values()), converged
 
     result = provision(converged_inventory, "--check", "--diff")
 
     assert recap_counts(result.stdout)["changed"] == 0, result.stdout[-4000:]
-    assert digests(debian_root) == converged
+    assert digests(rhel_root) == converged
 
 
 def test_podman_reads_the_registries_drop_in(
-    debian_root: Path, converged_inventory: Path, tmp_path: Path
+    rhel_root: Path, converged_inventory: Path, tmp_path: Path
 ) -> None:
     """podman (containers/image, the library CRI-O uses too) parses the drop-in as intended."""
     user_dropins = tmp_path / ".config" / "containers" / "registries.conf.d"
     user_dropins.mkdir(parents=True)
-    dropin = debian_root / "etc/containers/registries.conf.d/50-edgeai-appliance.conf"
+    dropin = rhel_root / "etc/containers/registries.conf.d/50-edgeai-appliance.conf"
     (user_dropins / dropin.name).write_bytes(dropin.read_bytes())
 
     info = subprocess.run(
@@ -162,7 +134,7 @@ def test_podman_reads_the_registries_drop_in(
     # The device's registry is trusted through the site CA (TLS on by default), not insecure; a
     # registry the site lists stays insecure.
     assert "default-registry.cluster.local" not in registries
-    assert (debian_root / "etc/containers/certs.d/default-registry.cluster.local/ca.crt").is_file()
+    assert (rhel_root / "etc/containers/certs.d/default-registry.cluster.local/ca.crt").is_file()
     assert registries["lab-mirror.site.example:5000"]["Insecure"] is True
     assert registries["docker.io"]["Insecure"] is False
     assert registries["docker.io"]["Mirrors"] == [
@@ -171,25 +143,25 @@ def test_podman_reads_the_registries_drop_in(
 
 
 def test_a_changed_address_is_shown_by_check_mode_then_applied(
-    debian_root: Path, converged_inventory: Path, tmp_path: Path
+    rhel_root: Path, converged_inventory: Path, tmp_path: Path
 ) -> None:
     moved = write_inventory(
         tmp_path / "moved.yml",
-        {"device": chroot_host(debian_root)},
+        {"device": chroot_host(rhel_root)},
         container_registries_mirrors=MIRRORS,
         edge_profile_device_address="192.0.2.77",
     )
 
     checked = provision(moved, "--check", "--diff")
     assert "+192.0.2.77\tdefault-registry.cluster.local" in checked.stdout
-    assert "192.0.2.77" not in (debian_root / "etc/hosts").read_text()
+    assert "192.0.2.77" not in (rhel_root / "etc/hosts").read_text()
 
     provision(moved)
-    hosts = (debian_root / "etc/hosts").read_text()
+    hosts = (rhel_root / "etc/hosts").read_text()
     assert "192.0.2.77\tdefault-registry.cluster.local webapp-ai-for-edge.cluster.local" in hosts
     assert "192.0.2.20" not in hosts
     assert "192.0.2.99\tntp.site.example" in hosts
-    config = yaml.safe_load((debian_root / "etc/microshift/config.yaml").read_text())
+    config = yaml.safe_load((rhel_root / "etc/microshift/config.yaml").read_text())
     assert "192.0.2.77" in config["apiServer"]["subjectAltNames"]
 
 
@@ -211,31 +183,21 @@ BAD_VARIABLES: dict[str, tuple[dict[str, object], str]] = {
     ),
     "no-pull-secret": ({"microshift_pull_secret": ""}, "microshift_pull_secret"),
     "pull-secret-not-json": ({"microshift_pull_secret": "not json"}, "microshift_pull_secret"),
-    "packages-on-debian": ({"microshift_install_packages": True}, "microshift_install_packages"),
 }
 
 
 @pytest.fixture(scope="module")
 def bad_variable_failures(
-    debian_root: Path, tmp_path_factory: pytest.TempPathFactory
+    rhel_root: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """Host name -> the failure message it stopped with (json callback)."""
-    hosts = {name: chroot_host(debian_root, **variables) for name, (variables, _) in BAD_VARIABLES.items()}
+    hosts = {name: chroot_host(rhel_root, **variables) for name, (variables, _) in BAD_VARIABLES.items()}
     inventory = write_inventory(tmp_path_factory.mktemp("bad") / "inventory.yml", hosts)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ANSIBLE_STDOUT_CALLBACK", "ansible.builtin.json")
         result = provision(inventory, "--check", check=False)
     assert result.returncode != 0, result.stdout[-3000:]
-    # The json document is printed last, after any other callback's lines.
-    start = result.stdout.find("\n{\n") + 1 if not result.stdout.startswith("{") else 0
-    assert result.stdout[start:].startswith("{"), result.stdout[-3000:] + result.stderr[-3000:]
-    report, _ = json.JSONDecoder().raw_decode(result.stdout[start:])
-    failures: dict[str, str] = {}
-    for play in report["plays"]:
-        for task in play["tasks"]:
-            for host, outcome in task["hosts"].items():
-                if outcome.get("failed") and host not in failures:
-                    failures[host] = f"{task['task']['name']}: {outcome.get('msg', outcome)}"
+    failures = first_failures(json_report(result))
     yield failures
 
 
@@ -248,22 +210,21 @@ def test_a_bad_variable_fails_naming_it(bad_variable_failures: dict[str, str], c
 
 def test_each_host_role_runs_alone_with_its_tag(tmp_path: Path) -> None:
     """The profile's facts run for any tag, so `--tags <role>` works on a fresh device."""
-    root = fresh_root(tmp_path)
+    root = fresh_root(tmp_path, "rhel9-jetson")
     inventory = write_inventory(
         tmp_path / "inventory.yml",
         {"device": chroot_host(root)},
         edge_profile="auto",
-        edge_profile_architecture="aarch64",  # with the L4T file below: a simulated Jetson
+        edge_profile_architecture="aarch64",  # with the Tegra device tree: a simulated Jetson on RHEL
         nvidia_runtime_install_packages=False,
     )
-    (root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.3\n")
     hosts_only = provision(inventory, "--tags", "edge_hosts")
     assert "default-registry.cluster.local" in (root / "etc/hosts").read_text()
     assert digests(root)["etc/containers/registries.conf.d/50-edgeai-appliance.conf"] is None
     assert recap_counts(hosts_only.stdout)["failed"] == 0
 
     provision(inventory, "--tags", "nvidia_runtime")
-    assert (root / "etc/crio/crio.conf.d/99-nvidia.conf").is_file()
+    assert (root / NVIDIA_DROPIN).is_file()
     assert not (root / "etc/microshift/config.yaml").exists()
 
     checked = provision(inventory, "--tags", "microshift", "--check")
@@ -275,8 +236,7 @@ def test_each_host_role_runs_alone_with_its_tag(tmp_path: Path) -> None:
 
 
 def test_reset_removes_the_host_changes_and_keeps_everything_else(tmp_path: Path) -> None:
-    root = fresh_root(tmp_path)
-    (root / "etc/nv_tegra_release").write_text("# R36 (release), REVISION: 4.3\n")
+    root = fresh_root(tmp_path, "rhel9-jetson")
     inventory = write_inventory(
         tmp_path / "inventory.yml",
         {"device": chroot_host(root)},
@@ -291,7 +251,7 @@ def test_reset_removes_the_host_changes_and_keeps_everything_else(tmp_path: Path
     (tmp_path / "gitops" / "device").mkdir(parents=True)
     written = digests(root)
     assert all(written.values()), written
-    assert (root / "etc/crio/crio.conf.d/99-nvidia.conf").exists()
+    assert (root / NVIDIA_DROPIN).exists()
 
     def reset(*args: str) -> subprocess.CompletedProcess[str]:
         return run_playbook("playbooks/reset.yml", "-i", str(inventory), *args)
@@ -305,7 +265,7 @@ def test_reset_removes_the_host_changes_and_keeps_everything_else(tmp_path: Path
     assert "edgeai.appliance" not in hosts and "default-registry.cluster.local" not in hosts
     assert "192.0.2.99\tntp.site.example" in hosts  # the rest of the file stays
     assert not (root / "etc/containers/registries.conf.d/50-edgeai-appliance.conf").exists()
-    assert not (root / "etc/crio/crio.conf.d/99-nvidia.conf").exists()
+    assert not (root / NVIDIA_DROPIN).exists()
     assert not (tmp_path / "gitops" / "device").exists()
     # MicroShift's own configuration stays unless asked for.
     assert (root / "etc/microshift/config.yaml").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from playbook import run_playbook
+from playbook import REPO_ROOT, ansible_env, run_playbook
 from servers import Registry, S3Server, SiteCredentials
 
 SCHEMAS = Path(__file__).parent / "schemas"
@@ -39,8 +40,10 @@ OFFLINE = {"images_offline_base": "true"}
 # A simulated Jetson on this x86_64 machine: its images are built for amd64 (no arm64 emulation
 # needed), and webapp-l4t, which needs NVIDIA's L4T base and an arm64 builder, is the CPU webapp
 # loaded under that name, as a site loads the one it built on a Jetson.
+# This machine has no GPU device nodes: the site's GID of their group stands in (video, 44).
 SIMULATED_JETSON = {
     "edge_profile": "jetson",
+    "edge_profile_gpu_group_gid": "44",
     "edge_profile_image_architecture": "amd64",
     "deploy_prebuilt_images": {"webapp-l4t": "localhost/ai-for-edge/amd64/webapp:0.1.0"},
 }
@@ -201,6 +204,11 @@ def test_nuc_webapp_is_unprivileged_cpu_hog(nuc_tree: Path, device_registry: Reg
     assert app["image"] == f"default-registry.cluster.local/ai-for-edge/webapp@{digest}"
     assert env_of(app)["FACE_LOC_MODEL"] == "hog"
     assert env_of(app)["VIDEO_STREAM_URL"] == "rtmp://nginx-rtmp:1935/live/test"
+    # No GPU on a NUC: nothing asked of a device plugin, no device group, no CUDA required.
+    assert "nvidia.com/gpu" not in app["resources"]["limits"]
+    assert "supplementalGroups" not in pod["securityContext"]
+    assert "FACE_REQUIRE_CUDA" not in env_of(app) and "INFERENCE_WORKERS" not in env_of(app)
+    assert not any(key.startswith("nvidia-device-plugin/") for key in load_tree(nuc_tree))
     assert app["securityContext"]["runAsNonRoot"] is True
     assert app["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert app["readinessProbe"]["httpGet"]["path"] == "/readyz"
@@ -241,6 +249,58 @@ def test_jetson_webapp_uses_the_nvidia_runtime_and_cnn(jetson_tree: Path, device
     assert app["image"] == f"default-registry.cluster.local/ai-for-edge/webapp-l4t@{digest}"
     assert env_of(app)["FACE_LOC_MODEL"] == "cnn"
     assert app["securityContext"].get("privileged") is not True
+    # The GPU: requested from NVIDIA's device plugin, its device nodes reached through their group
+    # (the site's GID here), one CUDA worker, and no readiness without CUDA (a rollout whose pod did
+    # not get the GPU fails and is rolled back).
+    assert app["resources"]["limits"]["nvidia.com/gpu"] == 1
+    assert pod["securityContext"]["supplementalGroups"] == [44]
+    assert env_of(app)["FACE_REQUIRE_CUDA"] == "on"
+    assert env_of(app)["INFERENCE_WORKERS"] == "1"
+    assert app["resources"]["limits"]["memory"] == "4Gi"
+
+
+def test_jetson_tree_deploys_nvidia_device_plugin_in_its_own_privileged_namespace(jetson_tree: Path) -> None:
+    objects = load_tree(jetson_tree)
+    plugin = {key: obj for key, obj in objects.items() if key.startswith("nvidia-device-plugin/")}
+    assert {obj["metadata"].get("namespace", obj["metadata"]["name"]) for obj in plugin.values()} == {
+        "nvidia-device-plugin"
+    }
+    daemon = plugin["nvidia-device-plugin/DaemonSet/nvidia-device-plugin"]["spec"]["template"]["spec"]
+    (container,) = daemon["containers"]
+    assert container["image"].startswith("nvcr.io/nvidia/k8s-device-plugin:v")
+    assert "--device-discovery-strategy=tegra" in container["args"]
+    assert "--device-list-strategy=envvar" in container["args"]
+    assert container["securityContext"] == {"privileged": True}
+    assert daemon["volumes"][0]["hostPath"]["path"] == "/var/lib/kubelet/device-plugins"
+    # The privileged SCC is granted to the plugin's account alone, in its namespace alone.
+    binding = plugin["nvidia-device-plugin/RoleBinding/nvidia-device-plugin-privileged-scc"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": daemon["serviceAccountName"], "namespace": "nvidia-device-plugin"}
+    ]
+    role = plugin[f"nvidia-device-plugin/Role/{binding['roleRef']['name']}"]
+    assert role["rules"] == [
+        {
+            "apiGroups": ["security.openshift.io"],
+            "resources": ["securitycontextconstraints"],
+            "resourceNames": ["privileged"],
+            "verbs": ["use"],
+        }
+    ]
+    assert f"nvidia-device-plugin/ServiceAccount/{daemon['serviceAccountName']}" in plugin
+    namespace = plugin["nvidia-device-plugin/Namespace/nvidia-device-plugin"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    # kustomize keeps the plugin's namespace and the appliance's for the rest.
+    built = subprocess.run(
+        ["kubectl", "kustomize", str(jetson_tree)], capture_output=True, text=True, check=True
+    )
+    placed = {
+        f"{obj['kind']}/{obj['metadata']['name']}": obj["metadata"].get("namespace")
+        for obj in yaml.safe_load_all(built.stdout)
+        if obj
+    }
+    assert placed["DaemonSet/nvidia-device-plugin"] == "nvidia-device-plugin"
+    assert placed["RoleBinding/nvidia-device-plugin-privileged-scc"] == "nvidia-device-plugin"
+    assert placed["Deployment/webapp"] == "ai-for-edge"
 
 
 def test_routes_keep_the_original_demo_names(nuc_tree: Path) -> None:
@@ -596,3 +656,76 @@ def test_retrain_with_its_tag_on_a_jetson_rolls_out_the_l4t_image(
     assert env_of(app)["FACE_LOC_MODEL"] == "cnn"
     model_digest = device_registry.manifest_digest("ai-for-edge/model", version)
     assert init["image"] == f"default-registry.cluster.local/ai-for-edge/model@{model_digest}"
+
+
+def copy_of_the_checkout(destination: Path) -> Path:
+    """The project as a fresh clone has it (tracked and new files, nothing ignored: no credentials,
+    no build output), with the collection linked as `make setup` links it."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, listed):
+        source = REPO_ROOT / name.decode()
+        if source.is_file():
+            target = destination / name.decode()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    link = destination / ".collections" / "ansible_collections" / "edgeai" / "appliance"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(destination)
+    return destination
+
+
+def nothing_listens(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.slow  # two renders of their own
+def test_the_readme_gitops_command_works_from_zero_then_pins_digests(
+    tmp_path: Path, device_registry: Registry
+) -> None:
+    """A GitOps site before Argo CD has deployed its registry: the README's command, as pasted, in
+    a fresh copy of the project with nothing listening where the registry will be. The tree names
+    the images by tag; the same command once a registry answers pushes them and pins digests."""
+    clone = copy_of_the_checkout(tmp_path / "clone")
+    assert nothing_listens(30500)  # the registry's NodePort, where the controller pushes
+    # As a user runs it from the clone: its ansible.cfg and its .collections link.
+    env = {key: value for key, value in ansible_env().items() if key != "ANSIBLE_COLLECTIONS_PATH"}
+    env.update(ANSIBLE_CONFIG=str(clone / "ansible.cfg"), ANSIBLE_ROLES_PATH=str(clone / "roles"))
+    command = (
+        "ansible-playbook playbooks/deploy.yml -i inventories/local"
+        " -e edge_runtime=manifests -e edge_manifests_dir=gitops"
+    )
+    readme = (clone / "README.md").read_text()
+    assert command in readme
+
+    first = subprocess.run(command.split(), cwd=clone, env=env, capture_output=True, text=True, check=False)
+
+    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-3000:]
+    assert "No registry answers at 127.0.0.1:30500 yet" in " ".join(first.stdout.split())
+    tree = clone / "gitops" / "localhost"
+    webapp = webapp_pod(tree)
+    assert webapp["containers"][0]["image"] == "127.0.0.1:5000/ai-for-edge/webapp:0.1.0"
+    assert webapp["initContainers"][0]["image"] == "127.0.0.1:5000/ai-for-edge/model:initial"
+    for obj in load_tree(tree).values():
+        validate(obj)
+
+    # The registry answers (Argo CD has deployed it): the same command pushes and pins.
+    device_registry.site.seed(clone / "inventories" / "local")
+    again = subprocess.run(
+        [*command.split(), "-e", f"edge_registry_push_host={device_registry.host}"],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-3000:]
+    image = webapp_pod(tree)["containers"][0]["image"]
+    repository, _, digest = image.partition("@")
+    assert repository == "127.0.0.1:5000/ai-for-edge/webapp"
+    assert device_registry.manifest_digest("ai-for-edge/webapp", "0.1.0") == digest
