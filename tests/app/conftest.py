@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from servers import PEOPLE, Publisher, RtmpServer, face_video
+from edgeface.config import AppConfig
+from servers import PEOPLE, Publisher, RtmpServer, face_video, free_port
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +61,15 @@ def rtmp() -> Iterator[RtmpServer]:
 def publisher(rtmp: RtmpServer, video: Path) -> Iterator[Publisher]:
     with Publisher(video, rtmp.url("test")) as running:
         yield running
+
+
+def config_without_stream(model: Path, **settings: object) -> AppConfig:
+    """An app with one worker, no login, and a stream address nothing listens at: the worker idles,
+    no frame costs a detection."""
+    return AppConfig(
+        model_filename=model,
+        video_stream_url=f"rtmp://127.0.0.1:{free_port()}/live/none",
+        inference_workers=1,
+        web_auth=False,
+        **settings,  # type: ignore[arg-type]
+    )

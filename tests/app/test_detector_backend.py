@@ -27,6 +27,8 @@ from edgeface.status import NOT_PROBED
 from edgeface.web import create_app
 from servers import face_crop, free_port, wait_until
 
+from .conftest import config_without_stream
+
 DETECTOR_FIELDS = {"model", "cuda", "devices", "required", "problem"}
 
 MakeApp = Callable[..., tuple[Pipeline, FlaskClient]]
@@ -55,13 +57,7 @@ def app_without_stream(obama_model: Path) -> Iterator[MakeApp]:
     started: list[Pipeline] = []
 
     def make(**settings: object) -> tuple[Pipeline, FlaskClient]:
-        config = AppConfig(
-            model_filename=obama_model,
-            video_stream_url=f"rtmp://127.0.0.1:{free_port()}/live/none",
-            inference_workers=1,
-            web_auth=False,
-            **settings,  # type: ignore[arg-type]
-        )
+        config = config_without_stream(obama_model, **settings)
         pipeline = Pipeline(config)
         client = create_app(config, pipeline).test_client()
         started.append(pipeline.start())

@@ -17,7 +17,9 @@ from edgeface.config import AppConfig
 from edgeface.inference import InferenceError, InferenceWorker
 from edgeface.pipeline import Pipeline
 from edgeface.web import create_app
-from servers import free_port, wait_until
+from servers import wait_until
+
+from .conftest import config_without_stream
 
 pytestmark = pytest.mark.slow
 
@@ -81,12 +83,7 @@ def test_a_wedged_display_loop_turns_healthz_503_naming_it(running: tuple[Pipeli
 def test_no_stream_is_healthy_and_ready(obama_model: Path) -> None:
     """Nothing listens at the stream's address: the capture loop backs off and retries, which is
     progress, not a stuck loop."""
-    config = AppConfig(
-        model_filename=obama_model,
-        video_stream_url=f"rtmp://127.0.0.1:{free_port()}/live/none",
-        inference_workers=1,
-        web_auth=False,
-    )
+    config = config_without_stream(obama_model)
     pipeline = Pipeline(config)
     client = create_app(config, pipeline).test_client()
     pipeline.start()
