@@ -34,8 +34,10 @@ CELLS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "nuc-fedora": ("fedora41", "auto", {}),
     "jetpack-with-microshift": ("jetpack", "microshift", JETSON),
     "debian-with-microshift": ("debian12", "microshift", {}),
+    "jetson-rhel-with-cdi": ("rhel9-jetson", "auto", {**JETSON, "nvidia_runtime_mode": "cdi"}),
 }
 REFUSED = {"jetpack-with-microshift", "debian-with-microshift"}
+NOTHING_TO_ASK_FOR_THE_GPU = "jetson-rhel-with-cdi"
 ADDRESSES = {name: f"192.0.2.{30 + index}" for index, name in enumerate(CELLS)}
 GREENBOOT_CHECK = "etc/greenboot/check/required.d/50_edgeai_appliance_running_check.sh"
 
@@ -74,7 +76,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         for host, outcome in task["hosts"].items()
     }
     failures = first_failures(report)
-    assert set(failures) == REFUSED, failures
+    assert set(failures) == {*REFUSED, NOTHING_TO_ASK_FOR_THE_GPU}, failures
     yield {"roots": roots, "decisions": decisions, "failures": failures}
     for root in roots.values():
         remove_root(root)
@@ -173,3 +175,13 @@ def test_image_mode_gets_a_greenboot_check_that_shellcheck_passes(matrix: dict[s
     subprocess.run(["shellcheck", "--shell=bash", str(check)], check=True)
     # A package-mode RHEL device has no greenboot: no check there.
     assert not (matrix["roots"]["jetson-rhel"] / GREENBOOT_CHECK).exists()
+
+
+def test_cdi_on_a_microshift_jetson_is_refused_before_anything_is_written(matrix: dict[str, Any]) -> None:
+    """NVIDIA's device plugin cannot name CDI devices on a Jetson: nothing would ask for the GPU."""
+    failure = matrix["failures"][NOTHING_TO_ASK_FOR_THE_GPU]
+    assert "nvidia_runtime : Check that the GPU can reach the app on MicroShift" in failure
+    assert "nvidia_runtime_mode=cdi" in failure and "nvidia_runtime_mode: crio-runtime" in failure
+    root = matrix["roots"][NOTHING_TO_ASK_FOR_THE_GPU]
+    assert not (root / "etc/crio/crio.conf.d/zz-edgeai-nvidia.conf").exists()
+    assert not (root / "etc/microshift/config.yaml").exists()

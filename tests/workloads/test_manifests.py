@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from playbook import REPO_ROOT, ansible_env, run_playbook
-from servers import Registry, S3Server, SiteCredentials
+from servers import Registry, S3Server, SiteCredentials, wait_until
 
 SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSIONS = ("1.26", "1.37")
@@ -684,13 +684,12 @@ def nothing_listens(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-@pytest.mark.slow  # two renders of their own
-def test_the_readme_gitops_command_works_from_zero_then_pins_digests(
-    tmp_path: Path, device_registry: Registry
-) -> None:
+@pytest.mark.slow  # a render of its own in a copy of the project
+def test_the_readme_gitops_command_works_from_zero(tmp_path: Path) -> None:
     """A GitOps site before Argo CD has deployed its registry: the README's command, as pasted, in
-    a fresh copy of the project with nothing listening where the registry will be. The tree names
-    the images by tag; the same command once a registry answers pushes them and pins digests."""
+    a fresh copy of the project with nothing listening where the registry will be: the tree names
+    the images by tag. Once a registry answers, the same command pushes them and pins digests: that
+    is every other render of this module (`render`, against a real registry)."""
     clone = copy_of_the_checkout(tmp_path / "clone")
     assert nothing_listens(30500)  # the registry's NodePort, where the controller pushes
     # As a user runs it from the clone: its ansible.cfg and its .collections link.
@@ -703,10 +702,10 @@ def test_the_readme_gitops_command_works_from_zero_then_pins_digests(
     readme = (clone / "README.md").read_text()
     assert command in readme
 
-    first = subprocess.run(command.split(), cwd=clone, env=env, capture_output=True, text=True, check=False)
+    result = subprocess.run(command.split(), cwd=clone, env=env, capture_output=True, text=True, check=False)
 
-    assert first.returncode == 0, first.stdout[-5000:] + first.stderr[-3000:]
-    assert "No registry answers at 127.0.0.1:30500 yet" in " ".join(first.stdout.split())
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-3000:]
+    assert "No registry answers at 127.0.0.1:30500 yet" in " ".join(result.stdout.split())
     tree = clone / "gitops" / "localhost"
     webapp = webapp_pod(tree)
     assert webapp["containers"][0]["image"] == "127.0.0.1:5000/ai-for-edge/webapp:0.1.0"
@@ -714,18 +713,46 @@ def test_the_readme_gitops_command_works_from_zero_then_pins_digests(
     for obj in load_tree(tree).values():
         validate(obj)
 
-    # The registry answers (Argo CD has deployed it): the same command pushes and pins.
-    device_registry.site.seed(clone / "inventories" / "local")
-    again = subprocess.run(
-        [*command.split(), "-e", f"edge_registry_push_host={device_registry.host}"],
-        cwd=clone,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert again.returncode == 0, again.stdout[-5000:] + again.stderr[-3000:]
-    image = webapp_pod(tree)["containers"][0]["image"]
-    repository, _, digest = image.partition("@")
-    assert repository == "127.0.0.1:5000/ai-for-edge/webapp"
-    assert device_registry.manifest_digest("ai-for-edge/webapp", "0.1.0") == digest
+
+def test_podman_gives_the_jetson_pod_the_device_group(jetson_tree: Path, tmp_path: Path) -> None:
+    """On JetPack the app runs under podman: `kube play` must hand the rendered pod's supplemental
+    group to its non-root process, as CRI-O does (here the base image, as a random user)."""
+    security = webapp_pod(jetson_tree)["securityContext"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "device-group"},
+        "spec": {
+            "restartPolicy": "Never",
+            "securityContext": security,
+            "containers": [
+                {
+                    "name": "id",
+                    "image": "localhost/debian:bookworm",
+                    "command": ["id", "-G"],
+                    "securityContext": {"runAsUser": 1000870000, "allowPrivilegeEscalation": False},
+                }
+            ],
+        },
+    }
+    kube = tmp_path / "pod.yaml"
+    kube.write_text(yaml.safe_dump(pod))
+    subprocess.run(["podman", "kube", "play", str(kube)], check=True, capture_output=True)
+    try:
+        wait_until(
+            lambda: (
+                subprocess.run(
+                    ["podman", "wait", "device-group-id"], capture_output=True, check=False
+                ).returncode
+                == 0
+            ),
+            30,
+            "the pod's process to end",
+        )
+        groups = subprocess.run(
+            ["podman", "logs", "device-group-id"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    finally:
+        subprocess.run(["podman", "kube", "down", str(kube)], check=False, capture_output=True)
+    assert security["supplementalGroups"] == [44]
+    assert "44" in groups
