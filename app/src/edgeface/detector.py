@@ -64,7 +64,8 @@ class DetectorBackend:
                 f"FACE_LOC_MODEL={self.instead_of} cannot run here ({self._no_cuda()}):"
                 " hog detects in its place, on the CPU"
             )
-        if self.model == "cnn":  # served anyway; measured on a 1280x720 frame at (1, 1): 19-23 s vs hog's 0.25
+        # Served anyway; measured on a 1280x720 frame at (1, 1): 19-23 s against hog's 0.25.
+        if self.model == "cnn":
             return (
                 f"FACE_LOC_MODEL=cnn runs on the CPU ({self._no_cuda()}): ~80 times slower than hog,"
                 " seconds to tens of seconds a frame, too slow for live video; use FACE_LOC_MODEL=hog"
