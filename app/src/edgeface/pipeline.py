@@ -562,8 +562,11 @@ class Pipeline:
         if self.model.error:
             reasons.append(f"model not loaded: {self.model.error}")
         backend = self.backend  # set: every worker has said hello
-        cpu_only = backend.problem(required=True) if backend is not None else None
-        if self.config.face_require_cuda and cpu_only:
+        if (
+            self.config.face_require_cuda
+            and backend is not None
+            and (cpu_only := backend.problem(required=True))
+        ):
             reasons.append(cpu_only)
         return reasons
 
