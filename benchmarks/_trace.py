@@ -61,15 +61,15 @@ class NamingTrace:
         """Record `pipeline`'s scans (its inference loops' ScanJobs) and its tracks' votes."""
         from benchmarks.clip import read_number
         from edgeface.inference import ScanJob
-        from edgeface.pipeline import InferenceLoop
+        from edgeface.camera import CameraLoop
 
         trace = cls()
-        infer, scanned = InferenceLoop.infer, pipeline.tracks.scanned
+        infer, scanned = CameraLoop.infer, pipeline.tracks.scanned
 
-        def traced_infer(loop: Any, frame: Any, job: Any) -> Any:
+        def traced_infer(loop: Any, frame: Any, job: Any, priority: Any = None) -> Any:
             started = time.monotonic()
-            result = infer(loop, frame, job)
-            if loop.pipeline is not pipeline:
+            result = infer(loop, frame, job, priority)
+            if loop.camera is not pipeline.first:
                 return result
             clip = read_number(frame.image)
             with trace.lock:
@@ -96,7 +96,7 @@ class NamingTrace:
                     clip = trace.clips.get(frame_number, -1)
                     trace.votes.append(Vote(clip, time.monotonic(), pipeline.tracks.shown()))
 
-        InferenceLoop.infer = traced_infer  # type: ignore[method-assign]
+        CameraLoop.infer = traced_infer  # type: ignore[method-assign]
         pipeline.tracks.scanned = traced_scanned
         return trace
 

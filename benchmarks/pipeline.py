@@ -5,8 +5,8 @@ Prints, from one run (~5 minutes):
 - distinct annotated frames/s seen by a viewer / decode-only passthrough fps   (goal >= 0.90)
 - recognition updates/s with every face named correctly at the default settings
   (VIDEO_PROCESSING_FPS=15)                                                   (goal >= 10/s on 2 cores),
-  and, for their CPU cost, at the seed's VIDEO_PROCESSING_FPS=1 and as before tracking
-  (FACE_TRACK_SECONDS=0 INFERENCE_WORKERS=1: full detection and every face encoded per update)
+  and, for their CPU cost, at the seed's VIDEO_PROCESSING_FPS=1 and with one worker
+  (INFERENCE_WORKERS=1: following and scanning share it)
 - CPU seconds per second (app process + inference workers), 50 viewers / 1 viewer (goal <= 1.10),
   from three interleaved pairs of runs (the machine's other load drifts by more than the viewers
   cost), and the CPU of the thread that writes to the viewers' sockets
@@ -85,8 +85,8 @@ def face_counts(pipeline: Any) -> tuple[int, float, float]:
     """(recognised frames, Obama faces named, Unknown faces) so far."""
     return (
         pipeline.recognised,
-        pipeline.metrics.faces.labels("Barack Obama")._value.get(),
-        pipeline.metrics.faces.labels("Unknown")._value.get(),
+        pipeline.metrics.face_count("Barack Obama"),
+        pipeline.metrics.face_count("Unknown"),
     )
 
 
@@ -111,7 +111,7 @@ def measure(pipeline: Any, url: str, viewers: int, cookie: str) -> dict[str, Any
     app's counters and viewer 0."""
     from servers import Viewers
 
-    worker_pids = [worker._process.pid for worker in pipeline.workers if worker._process]
+    worker_pids = pipeline.pool.pids()
     crowd = Viewers(f"{url}/video_feed", viewers, MEASURE_SECONDS + 2, cookie)
     time.sleep(2)
     writer = pipeline.broadcaster.writer_thread_id
@@ -191,8 +191,8 @@ def main() -> None:
             server.stop()
             pipeline.stop()
 
-            # As before tracking: one worker, a full-frame detection and every face encoded per update.
-            untracked_config = replace(config, face_track_seconds=0.0, inference_workers=1)
+            # One worker: the follower's and the scanner's jobs take turns on it, the most urgent first.
+            untracked_config = replace(config, inference_workers=1)
             pipeline, server, cookie = run_app(untracked_config, password)
             untracked = measure(pipeline, server.url, 1, cookie)
             server.stop()
@@ -209,8 +209,8 @@ def main() -> None:
     )
     print(
         f"  the seed's VIDEO_PROCESSING_FPS=1: {seed_rate['correct_per_s']:.2f},"
-        f" CPU s/s {seed_rate['cpu_per_s']:.3f}; tracking off, one worker"
-        f" (FACE_TRACK_SECONDS=0 INFERENCE_WORKERS=1): {untracked['correct_per_s']:.2f}"
+        f" CPU s/s {seed_rate['cpu_per_s']:.3f}; one worker"
+        f" (INFERENCE_WORKERS=1): {untracked['correct_per_s']:.2f}"
         f" (all {untracked['recognised_per_s']:.2f}), CPU s/s {untracked['cpu_per_s']:.3f}"
     )
     for index, (alone, crowd) in enumerate(pairs, 1):

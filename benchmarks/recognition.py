@@ -178,7 +178,7 @@ def run_pipeline(config: Any, url: str, total: int) -> tuple[list[dict[int, list
         passes[-1][number] = list(detections)
         trace.displayed(number, frame)
 
-    pipeline.on_display = record
+    pipeline.first.on_display = record
     pipeline.start()
     done.wait(timeout=total / 15 * (PASSES + 2) + 120)
     pipeline.stop()

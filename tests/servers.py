@@ -662,8 +662,8 @@ class AppServer:
         from edgeface.server import serve_app
         from edgeface.web import pipeline_of
 
-        broadcaster = pipeline_of(self.app).broadcaster
-        self.server = serve_app(self.app, broadcaster, "127.0.0.1", self.port, self.threads)
+        broadcasters = pipeline_of(self.app).broadcaster_of
+        self.server = serve_app(self.app, broadcasters, "127.0.0.1", self.port, self.threads)
         self.thread = threading.Thread(target=self.server.run, name="waitress", daemon=True)
         self.thread.start()
         wait_for_port(self.port)

@@ -6,9 +6,12 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeface.config import AppConfig
+from edgeface.inference import ScanJob
+from edgeface.values import Box
 from servers import PEOPLE, Publisher, RtmpServer, face_video, free_port
 
 
@@ -73,3 +76,9 @@ def config_without_stream(model: Path, **settings: object) -> AppConfig:
         web_auth=False,
         **settings,  # type: ignore[arg-type]
     )
+
+
+def whole_frame_scan(image: np.ndarray) -> ScanJob:
+    """A worker's job that finds every face of `image` and makes a recognition attempt of each."""
+    height, width = image.shape[:2]
+    return ScanJob([Box(0, width, height, 0)])

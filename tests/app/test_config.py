@@ -25,7 +25,7 @@ def test_no_settings_gives_the_documented_defaults() -> None:
     assert config.video_processing_fps == 15.0  # departs from the seed's 1: >= 10 named updates/s
     assert config.face_tolerance is None  # unset: the tolerance recorded in the model
     assert config.log_level == "INFO"
-    assert config.face_track_seconds == 1.0  # names of tracked faces reused for up to 1 s
+    assert config.face_track_seconds == 2.0  # a named face is encoded again every 2 s
     assert config.inference_workers == 2  # one follows the faces, one scans the whole frame
 
 

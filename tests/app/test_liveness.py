@@ -71,9 +71,9 @@ def test_a_killed_inference_worker_turns_healthz_503_naming_it(
 def test_a_wedged_display_loop_turns_healthz_503_naming_it(running: tuple[Pipeline, FlaskClient]) -> None:
     pipeline, client = running
     wait_until(lambda: health(client)[0] == 200, 90, "a healthy app")
-    # The display publishes every frame through the broadcaster's lock: held, the loop hangs as a
-    # deadlock would hang it, while the other loops go on.
-    with pipeline.broadcaster._changed:
+    # The display reads the faces to draw on every frame through the view's lock: held, the loop
+    # hangs as a deadlock would hang it, while the other loops go on (theirs come later).
+    with pipeline.view.lock:
         _, body = wait_until(lambda: (h := health(client))[0] == 503 and h, 10, "/healthz 503")
     assert [problem.split(":")[0] for problem in body["problems"]] == ["display"]
     assert "stuck" in body["problems"][0]

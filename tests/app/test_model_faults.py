@@ -23,6 +23,8 @@ from edgeface.values import UNKNOWN
 from edgeface.web import create_app
 from servers import face_frame, wait_until
 
+from .conftest import whole_frame_scan
+
 GIB = 1 << 30
 
 
@@ -133,15 +135,16 @@ def test_a_bad_model_file_names_every_face_unknown(
     path = bad_model(kind, tmp_path, obama_model)
     worker = InferenceWorker(AppConfig(model_filename=path)).start()
     try:
-        result = worker.infer(face_frame(sample_photos))
+        frame = face_frame(sample_photos)
+        result = worker.infer(frame, whole_frame_scan(frame))
     finally:
         worker.stop()
 
     assert worker.model.error is not None
     assert str(path) in worker.model.error
     assert any(reason in worker.model.error for reason in reasons)
-    assert len(result.detections) == 2
-    assert {item.match.name for item in result.detections} == {UNKNOWN}
+    assert len(result.found) == len(result.attempts) == 2
+    assert all(attempt.candidates == {} for attempt in result.attempts)  # nobody near: Unknown
 
 
 def test_missing_model_app_detects_faces_and_readyz_says_why(

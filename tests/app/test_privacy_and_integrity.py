@@ -74,10 +74,13 @@ def test_the_served_video_blurs_the_unknown_face_only(
         status = wait_until(
             lambda: (s := pipeline.status())["names"] == ["Barack Obama", "Unknown"] and s, 120, "both faces"
         )
+        viewer = pipeline.broadcaster.stream()  # someone watches: frames are drawn and encoded
+        next(viewer)
         latest = pipeline.broadcaster.latest()
         assert latest is not None
         served = pipeline.broadcaster.wait_newer(latest.number, 5)  # annotated with those faces
         assert served is not None
+        viewer.close()
     finally:
         pipeline.stop()
     image = cv2.imdecode(np.frombuffer(served.jpeg, np.uint8), cv2.IMREAD_COLOR)
@@ -141,10 +144,10 @@ def test_a_model_that_fails_model_sha256_leaves_readyz_503_saying_why(video: Pat
 def metrics_text(per_person: bool, detections: list[Detection]) -> str:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from edgeface.metrics import PipelineMetrics
+    from edgeface.metrics import CameraMetrics, MetricFamilies
 
     registry = CollectorRegistry()
-    PipelineMetrics(registry, per_person=per_person).update(detections)
+    CameraMetrics(MetricFamilies(registry, per_person=per_person), "door").update(detections)
     return generate_latest(registry).decode()
 
 
@@ -153,8 +156,8 @@ def test_metrics_name_nobody_unless_per_person_metrics_are_on(
 ) -> None:
     _, detections = scene
     by_default = metrics_text(AppConfig().metrics_per_person, detections)
-    assert 'edgeface_faces_total{name="known"} 1.0' in by_default
-    assert 'edgeface_faces_total{name="Unknown"} 1.0' in by_default
+    assert 'edgeface_faces_total{camera="door",name="known"} 1.0' in by_default
+    assert 'edgeface_faces_total{camera="door",name="Unknown"} 1.0' in by_default
     assert "Barack Obama" not in by_default
     per_person = metrics_text(True, detections)
-    assert 'edgeface_faces_total{name="Barack Obama"} 1.0' in per_person
+    assert 'edgeface_faces_total{camera="door",name="Barack Obama"} 1.0' in per_person

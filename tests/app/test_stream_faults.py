@@ -163,9 +163,12 @@ def test_a_1_fps_stream_is_displayed_and_recognised_without_reconnects(
         wait_until(lambda: "Barack Obama" in get_json(f"{url}/api/status")["names"], 90, "Obama named")
         # From the second frame on, the stall limit follows the stream's rate (2 x 1 s).
         wait_until(lambda: get_json(f"{url}/api/status")["source"]["stall_limit"] == 2.0, 10, "the rate")
+        viewer = pipeline.broadcaster.stream()  # someone watches: every frame is drawn and encoded
+        next(viewer)
         before, shown = get_json(f"{url}/api/status")["source"], pipeline.broadcaster.latest()
         states = live_states(url, 8)
         after, latest = get_json(f"{url}/api/status")["source"], pipeline.broadcaster.latest()
+        viewer.close()
         print(
             f"1 fps: reconnects {after['reconnects'] - before['reconnects']}, frames"
             f" {after['frames'] - before['frames']} in 8 s, stall limit {after['stall_limit']} s,"

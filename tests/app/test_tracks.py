@@ -235,45 +235,45 @@ def test_the_scanner_scans_at_once_after_a_quiet_while_and_half_the_time_while_b
 
 
 def test_a_new_scenes_halves_go_to_whoever_is_free_first(sample_photos: Path) -> None:
-    pipeline = Pipeline(AppConfig(inference_workers=2))
+    scene = Pipeline(AppConfig(inference_workers=2)).scene
     frame = small_face_frame(sample_photos)
 
-    first = pipeline.scene_part(frame)
-    second = pipeline.scene_part(frame)  # the other worker is busy: the same one takes the other half
+    first = scene.part(frame)
+    second = scene.part(frame)  # the other worker is busy: the same one takes the other half
 
-    assert first and second and pipeline.scene_part(frame) is None
+    assert first and second and scene.part(frame) is None
     assert {first[1], second[1]} == set(halves(WHOLE))
-    assert pipeline.planner(frame, [], patrol=False).regions == []  # later plans compare with it
-    assert pipeline.scene.busy()  # until both are reported, nobody scans the scene again
-    pipeline.scene.done(first[0])
-    assert pipeline.scene.busy() and not pipeline.scene.wait(0.01)
-    pipeline.scene.done(second[0])
-    assert not pipeline.scene.busy() and pipeline.scene.wait(0.0)
+    assert scene.plan(frame, [], patrol=False).regions == []  # later plans compare with it
+    assert scene.share.busy()  # until both are reported, nobody scans the scene again
+    scene.share.done(first[0])
+    assert scene.share.busy() and not scene.share.wait(0.01)
+    scene.share.done(second[0])
+    assert not scene.share.busy() and scene.share.wait(0.0)
 
-    pipeline.scene_part(frame)  # nothing to take: the scene was shared out
-    pipeline.new_scene(10)
-    taken = pipeline.scene_part(frame)
+    scene.part(frame)  # nothing to take: the scene was shared out
+    scene.begin(10)
+    taken = scene.part(frame)
     assert taken and taken[1] in halves(WHOLE)
-    pipeline.new_scene(20)  # a cut while a part is out: that part no longer holds anyone up
-    assert not pipeline.scene.busy()
-    pipeline.scene.done(taken[0])  # its late report changes nothing
-    assert not pipeline.scene.busy()
+    scene.begin(20)  # a cut while a part is out: that part no longer holds anyone up
+    assert not scene.share.busy()
+    scene.share.done(taken[0])  # its late report changes nothing
+    assert not scene.share.busy()
 
 
 def test_a_cut_is_begun_once_by_whichever_thread_sees_it_first(sample_photos: Path) -> None:
-    pipeline = Pipeline(AppConfig(inference_workers=2))
+    scene = Pipeline(AppConfig(inference_workers=2)).scene
     image = small_face_frame(sample_photos)
     cut = Frame(image, number=7, captured=0.0, received=0.0, scene=7)
 
-    pipeline.enter_scene(cut)  # the scanner has the cut frame before the display
-    taken = pipeline.scene_part(image)
-    pipeline.enter_scene(replace(cut, number=8))  # the display, a frame later: the same scene
+    scene.enter(cut)  # the scanner has the cut frame before the display
+    taken = scene.part(image)
+    scene.enter(replace(cut, number=8))  # the display, a frame later: the same scene
 
-    assert taken and pipeline.scene.busy()  # not begun again: the half taken still counts
-    other = pipeline.scene_part(image)
+    assert taken and scene.share.busy()  # not begun again: the half taken still counts
+    other = scene.part(image)
     assert other and {taken[1], other[1]} == set(halves(WHOLE))
-    pipeline.enter_scene(replace(cut, number=30, scene=30))  # the next cut
-    assert not pipeline.scene.busy() and pipeline.scene_part(image)
+    scene.enter(replace(cut, number=30, scene=30))  # the next cut
+    assert not scene.share.busy() and scene.part(image)
 
 
 def test_an_attempt_is_handed_out_once_new_faces_first(sample_photos: Path, detector: Detector) -> None:

@@ -52,6 +52,7 @@ class Broadcaster:
     ) -> None:
         self.quality = quality
         self._latest: EncodedFrame | None = None
+        self._published = 0  # frames encoded so far: the next one's number is one more
         self._changed = threading.Condition()
         self._viewers = 0
         self._closed = False
@@ -87,12 +88,19 @@ class Broadcaster:
             f"X-Captured-At: {captured:.6f}\r\n\r\n"
         ).encode()
         with self._changed:
-            number = 1 if self._latest is None else self._latest.number + 1
-            encoded = EncodedFrame(number, captured, jpeg, head + jpeg + b"\r\n")
+            self._published += 1
+            encoded = EncodedFrame(self._published, captured, jpeg, head + jpeg + b"\r\n")
             self._latest = encoded
             self._changed.notify_all()
         self._fanout.wake()
         return encoded
+
+    def forget(self) -> None:
+        """Nobody watches and frames are no longer encoded: the last one is dropped, so that the
+        next viewer gets the next frame encoded instead of an old picture."""
+        if self._latest is not None:
+            with self._changed:
+                self._latest = None
 
     def wait_newer(self, number: int, timeout: float) -> EncodedFrame | None:
         with self._changed:

@@ -22,21 +22,22 @@ README).
 
 `VIDEO_PROCESSING_FPS` defaults to **15** instead of the seed's 1. The seed needed a whole core for
 1 recognition a second; here a follower re-detects the faces around where they were (a few ms) and
-a second worker rescans the whole frame once per `FACE_TRACK_SECONDS`, so 15 updates/s with every
-face named cost about a quarter of a core more than 1/s (measured in two runs: 0.80-0.83 against
-0.54-0.60 CPU s/s, both printed by `python -m benchmarks pipeline`). It is an upper bound: a
+the scanner looks only where the picture changed, so 15 updates/s with every face named cost
+little more than 1/s (`python -m benchmarks pipeline` prints both). It is an upper bound: a
 slower stream gives as many updates as it has frames; set 1 to save power.
 
-`FACE_TRACK_SECONDS` (new, default 1): between full-frame detections, faces are re-detected only
-around where they were and keep the name they were given for up to this long (edgeface.tracker);
-0 detects on the whole frame and encodes every face on every update.
+`VIDEO_STREAM_URLS` (new): several cameras, `name=url,name=url,...` (names 1-32 of a-z 0-9 -, URLs
+without a comma); it wins over `VIDEO_STREAM_URL` / `VIDEO_DEVICE_ID`, whose one camera is named
+after the last part of its URL's path (`test` for rtmp://nginx-rtmp:1935/live/test), else `camera`.
 
-`INFERENCE_WORKERS` (new, default 2): inference worker processes (dlib runs on one core per
-process; each loads dlib's models, ~100 MB). With tracking on and 2+ workers, one follows the
-faces on every update and the others make the full scans (edgeface.pipeline), so the ~250 ms of a
-scan no longer holds up the updates. Measured on a loaded 2-core machine at
-VIDEO_PROCESSING_FPS=60: 1 worker 5.2 updates/s, 2 workers 14.7 (the stream's 15 fps).
-With tracking off, the workers take turns with the frames.
+`FACE_TRACK_SECONDS` (default **2**): a face on screen, once tried FIRST_ATTEMPTS times, is
+encoded again this often to check its name (edgeface.tracks); 0 checks whenever a worker is free.
+Before this design it was how long a worker that tracked on its own reused a name (default 1).
+
+`INFERENCE_WORKERS` (new, default 2): inference worker processes, shared by every camera of the
+device (dlib runs on one core per process; each loads dlib's models, ~100 MB). Each camera's
+follower and scanner hand them jobs, the most urgent first (edgeface.workers), so the ~250 ms of
+a scan never holds up the updates while another worker is free.
 
 `FACE_TOLERANCE` is unset by default: faces are named with the tolerance recorded in the model,
 the one the validation gate checked ("no two people within the tolerance"); set, it overrides
@@ -68,6 +69,9 @@ from pathlib import Path
 from typing import TypeVar
 
 DEFAULT_STREAM_URL = "rtmp://nginx-rtmp:1935/live/test"
+CAMERA_NAME = re.compile(r"[a-z0-9-]{1,32}")
+DEFAULT_CAMERA = "camera"
+"""The name of the one camera of VIDEO_STREAM_URL when its URL does not end in one (CameraSpec)."""
 DEFAULT_FACE_RATIO = 1.0
 DEFAULT_FACE_LOC_NTU = 1
 DEFAULT_FACE_MIN_SIZE = 40
@@ -93,12 +97,49 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class CameraSpec:
+    """One camera: its name (in /video_feed/<name>, the status and the metrics) and where it is
+    read from: a stream URL or a file path, or a local camera index (`device`)."""
+
+    name: str
+    url: str
+    device: int | None = None
+
+    @property
+    def description(self) -> str:
+        return f"camera {self.device}" if self.device is not None else self.url
+
+
+def camera_name_of(url: str) -> str:
+    """The one camera's name: the last part of its URL's path when that is a valid name (the
+    stream key `test` of rtmp://nginx-rtmp:1935/live/test), else DEFAULT_CAMERA."""
+    tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return tail if CAMERA_NAME.fullmatch(tail) else DEFAULT_CAMERA
+
+
+def parse_cameras(text: str) -> tuple[CameraSpec, ...]:
+    """VIDEO_STREAM_URLS: `name=url,name=url,...`; ValueError naming the bad entry."""
+    cameras: list[CameraSpec] = []
+    for entry in text.split(","):
+        name, equals, url = entry.strip().partition("=")
+        if not equals or not url.strip():
+            raise ValueError(f"entry {entry.strip()!r} is not name=url")
+        if not CAMERA_NAME.fullmatch(name.strip()):
+            raise ValueError(f"entry {entry.strip()!r}: the name must be 1-32 of a-z 0-9 -")
+        if any(camera.name == name.strip() for camera in cameras):
+            raise ValueError(f"entry {entry.strip()!r}: the name {name.strip()!r} is taken twice")
+        cameras.append(CameraSpec(name.strip(), url.strip()))
+    return tuple(cameras)
+
+
+@dataclass(frozen=True)
 class AppConfig:
     """Every setting the web app reads from its environment (units in the field comments)."""
 
     model_filename: Path = Path("model.data")
     video_stream_url: str = DEFAULT_STREAM_URL  # RTMP/HTTP URL or a file path
     video_device_id: int | None = None  # local camera index; wins over the URL when set
+    video_stream_urls: tuple[CameraSpec, ...] = ()  # several cameras; wins over the two above
     frame_width: int = 1280  # capture size request (cameras), pixels
     frame_height: int = 720
     face_ratio: float = DEFAULT_FACE_RATIO  # scale applied before detection, (0, 1]
@@ -110,7 +151,7 @@ class AppConfig:
     video_processing_fps: float = 15.0  # most recognition updates per second, (0, 60]
     face_tolerance: float | None = None  # largest distance still named; None: the model's own
     inference_workers: int = 2  # worker processes: one follows faces, the other scans (one core each)
-    face_track_seconds: float = 1.0  # reuse a tracked face's name this long; 0 = encode every update
+    face_track_seconds: float = 2.0  # a named face is encoded again this often; 0 = whenever a worker is free
     log_level: str = "INFO"
     model_training_yaml: Path | None = None
     stall_seconds: float = 1.0  # newest frame older than this = the publisher is gone (edgeface.source)
@@ -126,6 +167,14 @@ class AppConfig:
     face_blur_unknown: bool = False  # blur Unknown faces in the served video
     metrics_per_person: bool = False  # /metrics counts faces by name (else only known / Unknown)
     model_sha256: str | None = None  # the model file's expected sha256 (hex); None: not checked
+
+    @property
+    def cameras(self) -> tuple[CameraSpec, ...]:
+        """Every camera: VIDEO_STREAM_URLS's, else the one of VIDEO_DEVICE_ID or VIDEO_STREAM_URL."""
+        if self.video_stream_urls:
+            return self.video_stream_urls
+        name = DEFAULT_CAMERA if self.video_device_id is not None else camera_name_of(self.video_stream_url)
+        return (CameraSpec(name, self.video_stream_url, self.video_device_id),)
 
     @property
     def log_level_number(self) -> int:
@@ -181,12 +230,25 @@ def _proxy(text: str) -> str:
     return text if text == "*" else str(ipaddress.ip_address(text))
 
 
+def _parse_cameras(environ: Mapping[str, str]) -> tuple[CameraSpec, ...] | None:
+    raw = environ.get("VIDEO_STREAM_URLS")
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        return parse_cameras(raw)
+    except ValueError as error:
+        raise ConfigError(
+            f"VIDEO_STREAM_URLS: {error}; expected name=url,name=url,... (names 1-32 of a-z 0-9 -)"
+        ) from None
+
+
 def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
     """Read the env contract (default: `os.environ`); raise ConfigError on the first bad value."""
     env = os.environ if environ is None else environ
     values = {
         "model_filename": _parse(env, "MODEL_FILENAME", Path, "a file path"),
         "video_stream_url": _parse(env, "VIDEO_STREAM_URL", str, "a stream URL or a file path"),
+        "video_stream_urls": _parse_cameras(env),
         "video_device_id": _parse(env, "VIDEO_DEVICE_ID", _in_range(int, 0, 63), "a camera index 0..63"),
         "frame_width": _parse(env, "CAP_PROP_FRAME_WIDTH", _in_range(int, 16, 7680), "an integer 16..7680"),
         "frame_height": _parse(env, "CAP_PROP_FRAME_HEIGHT", _in_range(int, 16, 4320), "an integer 16..4320"),

@@ -1,29 +1,28 @@
-"""What the pipeline counts: updates, scans, encodings, displayed frames, and their Prometheus form."""
+"""What each camera counts: updates, scans, encodings, displayed frames, and their Prometheus form
+(every series labelled `camera`)."""
 
 from __future__ import annotations
 
 import collections
 import threading
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edgeface.snapshot import DeviceSnapshot
 from edgeface.source import LIVE
 from edgeface.values import Detection
-
-if TYPE_CHECKING:
-    from edgeface.pipeline import Pipeline
 
 RATE_WINDOW = 10.0  # seconds over which rates are averaged
 KNOWN = "known"  # the label of every named face unless METRICS_PER_PERSON is on
 
 
-class PipelineMetrics:
-    """Counts kept for /api/status and /metrics; every method may be called from any thread."""
+class MetricFamilies:
+    """The Prometheus series every camera counts into, labelled by camera (one registry)."""
 
     def __init__(self, registry: CollectorRegistry, per_person: bool = False) -> None:
         self.registry = registry
@@ -32,25 +31,38 @@ class PipelineMetrics:
         self.inference_seconds = Histogram(
             "edgeface_inference_seconds",
             "Time a worker took over one request (following faces, or scanning and encoding)",
+            ["camera"],
             buckets=(0.0125, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2),
             registry=registry,
         )
         self.faces = Counter(
             "edgeface_faces",
             "Faces shown per update, by name with METRICS_PER_PERSON=on, else known or Unknown",
-            ["name"],
+            ["camera", "name"],
             registry=registry,
         )
         self.faces_encoded = Counter(
-            "edgeface_faces_encoded", "Faces encoded (recognition attempts)", registry=registry
+            "edgeface_faces_encoded", "Faces encoded (recognition attempts)", ["camera"], registry=registry
         )
+
+
+class CameraMetrics:
+    """One camera's counts, kept for /api/status and /metrics; every method may be called from any
+    thread."""
+
+    def __init__(self, families: MetricFamilies, camera: str) -> None:
+        self.camera = camera
+        self.per_person = families.per_person
+        self._inference_seconds = families.inference_seconds.labels(camera)
+        self._faces = families.faces
+        self._faces_encoded = families.faces_encoded.labels(camera)
         self._lock = threading.Lock()
         self.updates = 0
         self.scans = 0
         self.full_frames = 0
         self.encoded = 0
-        self.worker_restarts = 0
         self.displayed = 0
+        self._shown: collections.Counter[str] = collections.Counter()  # faces shown, by label
         self._updated_at: collections.deque[float] = collections.deque(maxlen=600)
         self._displayed_at: collections.deque[float] = collections.deque(maxlen=600)
 
@@ -60,8 +72,8 @@ class PipelineMetrics:
             self.encoded += encoded
             self.scans += scan
             self.full_frames += full_frame
-        self.inference_seconds.observe(seconds)
-        self.faces_encoded.inc(encoded)
+        self._inference_seconds.observe(seconds)
+        self._faces_encoded.inc(encoded)
 
     def update(self, detections: Sequence[Detection]) -> None:
         """A recognition update: the faces shown from now on."""
@@ -69,7 +81,10 @@ class PipelineMetrics:
             self.updates += 1
             self._updated_at.append(time.monotonic())
         for detection in detections:
-            self.faces.labels(self.label(detection)).inc()
+            label = self.label(detection)
+            self._faces.labels(self.camera, label).inc()
+            with self._lock:
+                self._shown[label] += 1
 
     def label(self, detection: Detection) -> str:
         """The `name` label a face is counted under: its name, or only whether it is known."""
@@ -77,14 +92,15 @@ class PipelineMetrics:
             return detection.match.name
         return KNOWN
 
+    def face_count(self, label: str) -> float:
+        """Faces shown so far under `label` (a name, KNOWN or Unknown), summed over updates."""
+        with self._lock:
+            return float(self._shown[label])
+
     def displayed_frame(self) -> None:
         with self._lock:
             self.displayed += 1
             self._displayed_at.append(time.monotonic())
-
-    def restarted_worker(self) -> None:
-        with self._lock:
-            self.worker_restarts += 1
 
     def update_rate(self) -> float:
         return _rate(self._updated_at)
@@ -103,30 +119,36 @@ def _rate(stamps: collections.deque[float]) -> float:
 
 
 class PipelineCollector(Collector):
-    """Counters the pipeline already keeps, read at scrape time."""
+    """What the cameras already count, read at scrape time from the device's snapshot."""
 
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline = pipeline
+    def __init__(self, snapshot: Callable[[], DeviceSnapshot]) -> None:
+        self.snapshot = snapshot
 
     def collect(self) -> Any:
-        source = self.pipeline.source.status()
-        yield CounterMetricFamily(
-            "edgeface_frames_in", "Frames read from the video source", value=source.frames
-        )
-        yield CounterMetricFamily(
+        device = self.snapshot()
+        label = ["camera"]
+        frames_in = CounterMetricFamily("edgeface_frames_in", "Frames read from the camera", labels=label)
+        recognised = CounterMetricFamily(
             "edgeface_frames_recognised",
             "Recognition updates (frames whose faces were followed or detected and named)",
-            value=self.pipeline.recognised,
+            labels=label,
+        )
+        reconnects = CounterMetricFamily(
+            "edgeface_reconnects", "Times the video stream was lost and reopened", labels=label
+        )
+        viewers = GaugeMetricFamily("edgeface_viewers", "MJPEG viewers connected", labels=label)
+        signal = GaugeMetricFamily("edgeface_signal", "1 when frames arrive, 0 on no signal", labels=label)
+        for camera in device.cameras:
+            name = [camera.name]
+            frames_in.add_metric(name, camera.source.frames)
+            recognised.add_metric(name, camera.updates)
+            reconnects.add_metric(name, camera.source.reconnects)
+            viewers.add_metric(name, camera.viewers)
+            signal.add_metric(name, int(camera.source.state == LIVE))
+        yield from (frames_in, recognised, reconnects, viewers, signal)
+        yield GaugeMetricFamily(
+            "edgeface_model_loaded", "1 when the model file loaded", value=int(device.model.loaded)
         )
         yield CounterMetricFamily(
-            "edgeface_reconnects", "Times the video stream was lost and reopened", value=source.reconnects
-        )
-        yield GaugeMetricFamily(
-            "edgeface_viewers", "MJPEG viewers connected", value=self.pipeline.broadcaster.viewers
-        )
-        yield GaugeMetricFamily(
-            "edgeface_signal", "1 when frames arrive, 0 on no signal", value=int(source.state == LIVE)
-        )
-        yield GaugeMetricFamily(
-            "edgeface_model_loaded", "1 when the model file loaded", value=int(self.pipeline.model.loaded)
+            "edgeface_worker_restarts", "Inference worker processes restarted", value=device.worker_restarts
         )

@@ -14,6 +14,7 @@ so no part of the stream is sent without a credential and there is one check and
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from waitress.channel import HTTPChannel
@@ -21,7 +22,7 @@ from waitress.server import BaseWSGIServer, create_server
 
 from edgeface.auth import Authoriser
 from edgeface.broadcaster import Broadcaster
-from edgeface.web import VIDEO_FEED, authoriser_of, config_of
+from edgeface.web import authoriser_of, config_of, stream_path
 
 WAITRESS_OPTIONS: dict[str, Any] = {
     "asyncore_use_poll": True,  # select() fails past 1024 descriptors
@@ -36,27 +37,26 @@ PROXY_HEADERS = {"x-forwarded-proto", "x-forwarded-for"}
 class _StreamChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type hints
     """A waitress connection that gives itself to the broadcaster when it asks for the stream."""
 
-    broadcaster: Broadcaster
+    broadcasters: Callable[[str | None], Broadcaster | None]
     authoriser: Authoriser
     requests: list[Any]
     addr: Any
 
     def service(self) -> None:
         request = self.requests[0]
-        if (
-            request.error
-            or request.command != "GET"
-            or request.path != VIDEO_FEED
-            or not self.authoriser.check(self._environ(request)).allowed
-        ):
-            super().service()  # Flask serves it (a refused stream request: its hook answers 401)
+        stream, camera = stream_path(request.path)
+        wanted = stream and not request.error and request.command == "GET"
+        broadcaster = self.broadcasters(camera) if wanted else None
+        if broadcaster is None or not self.authoriser.check(self._environ(request)).allowed:
+            # Flask serves it: a refused stream request (its hook answers 401), an unknown camera (404)
+            super().service()
             return
         # Leave waitress's poll loop first: with a request pending it neither reads nor writes
         # this socket, so nothing else touches it from here on.
         self.del_channel()
         with self.requests_lock:
             self.requests = []
-        self.broadcaster.attach(self.socket, request.version)
+        broadcaster.attach(self.socket, request.version)
 
     def _environ(self, request: Any) -> dict[str, Any]:
         """The WSGI keys of `request` the authoriser reads (waitress keeps header names upper
@@ -71,10 +71,13 @@ class _StreamChannel(HTTPChannel):  # type: ignore[misc]  # waitress has no type
         return environ
 
 
-def serve_app(app: Any, broadcaster: Broadcaster, host: str, port: int, threads: int) -> Any:
+def serve_app(
+    app: Any, broadcasters: Callable[[str | None], Broadcaster | None], host: str, port: int, threads: int
+) -> Any:
     """A waitress server for `app` (from edgeface.web.create_app) on host:port whose stream
-    viewers `broadcaster` feeds, once app's authoriser allows them; call `.run()` on it (blocks)
-    and `.close()` to stop it."""
+    viewers the broadcaster of their camera feeds (`broadcasters(name)`: None for the first
+    camera, None back for no such camera), once app's authoriser allows them; call `.run()` on it
+    (blocks) and `.close()` to stop it."""
     proxy = config_of(app).web_trusted_proxy
     if proxy:  # waitress's own proxy support: scheme and client address from that peer's headers
         options = {**WAITRESS_OPTIONS, "trusted_proxy": proxy, "trusted_proxy_headers": PROXY_HEADERS}
@@ -83,7 +86,7 @@ def serve_app(app: Any, broadcaster: Broadcaster, host: str, port: int, threads:
     server = create_server(
         app, host=host, port=port, threads=threads, connection_limit=max(100, threads * 2), **options
     )
-    attributes = {"broadcaster": broadcaster, "authoriser": authoriser_of(app)}
+    attributes = {"broadcasters": staticmethod(broadcasters), "authoriser": authoriser_of(app)}
     channel = type("StreamChannel", (_StreamChannel,), attributes)
     # One listener, or (a host name with several addresses) several in the server's map.
     listeners = [server] if isinstance(server, BaseWSGIServer) else list(server.map.values())

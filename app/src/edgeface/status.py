@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from edgeface import __version__
 from edgeface.config import AppConfig
 from edgeface.detector import DetectorBackend
+from edgeface.snapshot import CameraSnapshot, DeviceSnapshot
 from edgeface.values import Detection
-
-if TYPE_CHECKING:
-    from edgeface.pipeline import Pipeline
 
 NOT_PROBED = "inference worker not started: where the detector runs is not known yet"
 
@@ -59,22 +57,11 @@ def detector_status(
     }
 
 
-def pipeline_status(pipeline: Pipeline) -> dict[str, Any]:
-    """JSON-ready snapshot of `pipeline` for /api/status and the page."""
-    source = pipeline.source.status()
-    metrics = pipeline.metrics
-    recognition = pipeline.recognition
-    model = pipeline.model
+def camera_status(camera: CameraSnapshot, config: AppConfig, worker_restarts: int) -> dict[str, Any]:
+    """One camera's part of /api/status: its name, source, display rate, recognition and faces."""
+    source, recognition = camera.source, camera.recognition
     return {
-        "version": __version__,
-        "model": {
-            "version": model.version,
-            "people": list(model.people),
-            "file": model.path,
-            "error": model.error,
-        },
-        "tolerance": {"value": model.tolerance, "source": model.tolerance_source},
-        "detector": detector_status(pipeline.backend, pipeline.config),
+        "name": camera.name,
         "source": {
             "state": source.state,
             "input_fps": round(source.fps, 2),
@@ -85,19 +72,40 @@ def pipeline_status(pipeline: Pipeline) -> dict[str, Any]:
             "frame_age": _rounded(source.frame_age, 3),
             "error": source.error,
         },
-        "display_fps": round(metrics.display_rate(), 2),
+        "display_fps": round(camera.display_rate, 2),
         "recognition": {
-            "rate": round(metrics.update_rate(), 2),
-            "target_fps": pipeline.config.video_processing_fps,
-            "frames": metrics.updates,
-            "scans": metrics.scans,
-            "full_frame_detections": metrics.full_frames,
-            "faces_encoded": metrics.encoded,
+            "rate": round(camera.update_rate, 2),
+            "target_fps": config.video_processing_fps,
+            "frames": camera.updates,
+            "scans": camera.scans,
+            "full_frame_detections": camera.full_frames,
+            "faces_encoded": camera.encoded,
             "last_seconds": round(recognition.seconds, 4),
-            "worker_restarts": metrics.worker_restarts,
+            "worker_restarts": worker_restarts,
         },
-        "viewers": pipeline.broadcaster.viewers,
+        "viewers": camera.viewers,
         "detections": [detection_status(item) for item in recognition.detections],
         "detections_at": recognition.at or None,
         "names": sorted({item.match.name for item in recognition.detections}),
+    }
+
+
+def pipeline_status(device: DeviceSnapshot) -> dict[str, Any]:
+    """JSON-ready /api/status of the device: the model, the tolerance, the detector, `cameras`
+    (one object per camera), and at the top level the first camera's fields, as with one camera."""
+    model = device.model
+    cameras = [camera_status(camera, device.config, device.worker_restarts) for camera in device.cameras]
+    first = {key: value for key, value in cameras[0].items() if key != "name"}
+    return {
+        "version": __version__,
+        "model": {
+            "version": model.version,
+            "people": list(model.people),
+            "file": model.path,
+            "error": model.error,
+        },
+        "tolerance": {"value": model.tolerance, "source": model.tolerance_source},
+        "detector": detector_status(device.backend, device.config),
+        **first,
+        "cameras": cameras,
     }

@@ -95,8 +95,12 @@ class FaceTracks:
         unknown: float | None = None,
         min_size: int = 40,
         clock: Callable[[], float] = time.monotonic,
+        recheck: float = RECHECK_SECONDS,
     ) -> None:
+        """`recheck`: seconds between the attempts of a face tried FIRST_ATTEMPTS times
+        (FACE_TRACK_SECONDS; 0: as often as the workers are free)."""
         self.named, self.unknown, self.min_size = named, unknown, min_size
+        self.recheck = recheck
         self.clock = clock
         self._tracks: list[FaceTrack] = []
         self._scene = 0  # first frame of the current scene: reports on older frames are ignored
@@ -132,7 +136,11 @@ class FaceTracks:
         tried first (only those with `untried`); they are the caller's until its scan is reported."""
         now = self.clock()
         with self._lock:
-            due = [track for track in self._tracks if _due(track, now) and not (untried and track.vote.total)]
+            due = [
+                track
+                for track in self._tracks
+                if _due(track, now, self.recheck) and not (untried and track.vote.total)
+            ]
             due.sort(key=lambda track: track.vote.total > 0)  # stable: the older track first
             due = due[:limit]
             for track in due:
@@ -223,6 +231,6 @@ def _follow_scale(box: Box) -> float:
     return min(2.5, max(0.3, FOLLOW_SIZE / max(box.height, 1)))
 
 
-def _due(track: FaceTrack, now: float) -> bool:
-    wait = RETRY_SECONDS if track.vote.total < FIRST_ATTEMPTS else RECHECK_SECONDS
+def _due(track: FaceTrack, now: float, recheck: float) -> bool:
+    wait = RETRY_SECONDS if track.vote.total < FIRST_ATTEMPTS else recheck
     return now - track.attempt_at >= wait and now - track.claimed_at >= CLAIM_SECONDS

@@ -1,9 +1,11 @@
 """HTTP: the Flask application factory. Routes read the pipeline's state; none of them starts work.
 
 /             page: live stream, who is on screen, model version, fps
-/video_feed   MJPEG (multipart/x-mixed-replace), the shared encoded frames
-/api/status   JSON: model version and people, tolerance in use, where the detector runs, input fps,
-              recognition rate, last detections
+/video_feed   MJPEG (multipart/x-mixed-replace) of the first camera, the shared encoded frames
+/video_feed/<name>  the same, of camera <name> (404 for a camera the device does not have)
+/api/status   JSON: model version and people, tolerance in use, where the detector runs, and per
+              camera (`cameras`) input fps, recognition rate, last detections; the first camera's
+              also at the top level
 /healthz      503 naming the loop that is stuck or dead (capture, inference-N, display, mjpeg-writer)
               or the worker process that died, so that the pod is restarted (a missing stream is not one)
 /readyz       503 with the reasons while the model is missing/corrupt or, with FACE_REQUIRE_CUDA=on, the
@@ -20,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, render_template, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from edgeface import __version__
@@ -34,7 +36,18 @@ from edgeface.status import detector_status
 EXTENSION = "edgeface"
 AUTH_EXTENSION = "edgeface-auth"
 CONFIG_EXTENSION = "edgeface-config"
-VIDEO_FEED = "/video_feed"  # the MJPEG route; edgeface.server serves its GETs itself
+VIDEO_FEED = "/video_feed"  # the MJPEG routes (and /<name>); edgeface.server serves their GETs itself
+
+
+def stream_path(path: str) -> tuple[bool, str | None]:
+    """Whether `path` asks for a camera's stream, and which: None for /video_feed (the first), its
+    name for /video_feed/<name>."""
+    if path == VIDEO_FEED:
+        return True, None
+    name = path.removeprefix(f"{VIDEO_FEED}/")
+    if name != path and name and "/" not in name:
+        return True, name
+    return False, None
 
 
 def create_app(
@@ -61,11 +74,15 @@ def create_app(
         return render_template("index.html", status=pipeline.status(), version=__version__)
 
     @app.get(VIDEO_FEED)
-    def video_feed() -> Response:
+    @app.get(f"{VIDEO_FEED}/<name>")
+    def video_feed(name: str | None = None) -> Response:
         # Under `edgeface serve` a GET never gets here (edgeface.server hands it to the broadcaster).
+        camera = pipeline.camera(name)
+        if camera is None:
+            abort(404, description=f"no camera named {name!r} here")
         if request.method == "HEAD":  # the head only: an endless body would hold a thread
             return Response(mimetype=MIMETYPE, headers={"Cache-Control": "no-store"})
-        response = Response(pipeline.broadcaster.stream(), mimetype=MIMETYPE)
+        response = Response(camera.broadcaster.stream(), mimetype=MIMETYPE)
         response.headers["Cache-Control"] = "no-store"
         return response
 

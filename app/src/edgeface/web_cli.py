@@ -114,7 +114,7 @@ def run_serve(args: argparse.Namespace) -> int:
     pipeline = pipeline_of(app)
     host, port = args.host or config.web_host, args.port or config.web_port
     try:
-        server = serve_app(app, pipeline.broadcaster, host, port, args.threads)
+        server = serve_app(app, pipeline.broadcaster_of, host, port, args.threads)
     except OSError as error:
         print(f"edgeface serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
         return 1
