@@ -108,3 +108,45 @@ def test_naming_thresholds_and_minimum_size_are_read() -> None:
 
 def test_empty_values_mean_the_default() -> None:
     assert load_config({"FACE_RATIO": "", "VIDEO_DEVICE_ID": " "}) == load_config({})
+
+
+def test_one_camera_is_named_after_its_stream_key() -> None:
+    (camera,) = load_config({"VIDEO_STREAM_URL": "rtmp://10.0.0.2:31935/live/door"}).cameras
+
+    assert (camera.name, camera.url, camera.device) == ("door", "rtmp://10.0.0.2:31935/live/door", None)
+    assert [c.name for c in load_config({}).cameras] == ["test"]  # rtmp://nginx-rtmp:1935/live/test
+    assert [c.name for c in load_config({"VIDEO_STREAM_URL": "/videos/Hall 1.mp4"}).cameras] == ["camera"]
+    assert [c.name for c in load_config({"VIDEO_DEVICE_ID": "0"}).cameras] == ["camera"]
+
+
+def test_several_cameras_are_read_in_order_and_win_over_the_one() -> None:
+    config = load_config(
+        {
+            "VIDEO_STREAM_URL": "rtmp://nginx-rtmp:1935/live/test",
+            "VIDEO_STREAM_URLS": "door=rtmp://nginx-rtmp:1935/live/door?key=a=b, hall=/videos/hall.mp4",
+        }
+    )
+
+    assert [(c.name, c.url) for c in config.cameras] == [
+        ("door", "rtmp://nginx-rtmp:1935/live/door?key=a=b"),
+        ("hall", "/videos/hall.mp4"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("value", "entry"),
+    [
+        ("door", "'door' is not name=url"),
+        ("Door=rtmp://x/live/door", "'Door=rtmp://x/live/door': the name must be"),
+        ("door=rtmp://x/live/a,door=rtmp://x/live/b", "the name 'door' is taken twice"),
+        ("door=rtmp://x/live/a,,hall=rtmp://x/live/b", "'' is not name=url"),
+        ("door=", "'door=' is not name=url"),
+    ],
+)
+def test_a_bad_camera_entry_is_refused_naming_the_variable_and_the_entry(value: str, entry: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"VIDEO_STREAM_URLS": value})
+
+    message = str(raised.value)
+    assert message.startswith("VIDEO_STREAM_URLS: ") and entry in message
+    assert "name=url,name=url" in message

@@ -66,6 +66,11 @@ class Liveness:
         with self._lock:
             return self._beats.setdefault(name, Heartbeat(name))
 
+    def names(self) -> list[str]:
+        """The loops' names, in the order they were first asked for."""
+        with self._lock:
+            return list(self._beats)
+
     def end(self) -> None:
         """The pipeline is stopping: no loop counts as stuck or dead from now on."""
         with self._lock:

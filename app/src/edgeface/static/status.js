@@ -1,4 +1,5 @@
-// Refreshes the names and figures once a second from /api/status (the video refreshes itself).
+// Refreshes the names and figures once a second from /api/status (the videos refresh themselves);
+// a click on a camera makes it the large one of the grid.
 "use strict";
 
 function text(id, value) {
@@ -6,17 +7,34 @@ function text(id, value) {
   if (node) node.textContent = value;
 }
 
-function showNames(detections) {
+function item(name, cls, camera) {
+  const li = document.createElement("li");
+  li.textContent = name;
+  li.className = cls;
+  if (camera) {
+    const where = document.createElement("span");
+    where.className = "where";
+    where.textContent = ` · ${camera}`;
+    li.append(where);
+  }
+  return li;
+}
+
+function showNames(cameras) {
   const list = document.getElementById("names");
-  const items = detections.length
-    ? detections.map((d) => [d.name, d.known ? "known" : "unknown"])
-    : [["nobody", "none"]];
-  list.replaceChildren(...items.map(([name, cls]) => {
-    const li = document.createElement("li");
-    li.textContent = name;
-    li.className = cls;
-    return li;
-  }));
+  const several = cameras.length > 1;
+  const items = cameras.flatMap((camera) =>
+    camera.detections.map((d) => item(d.name, d.known ? "known" : "unknown", several ? camera.name : null)));
+  list.replaceChildren(...(items.length ? items : [item("nobody", "none", null)]));
+}
+
+function showCameras(cameras) {
+  for (const camera of cameras) {
+    const figure = document.querySelector(`figure[data-camera="${CSS.escape(camera.name)}"]`);
+    if (!figure) continue;
+    figure.querySelector(".state").textContent = camera.source.state;
+    figure.querySelector(".names").textContent = camera.names.join(", ") || "nobody";
+  }
 }
 
 async function refresh() {
@@ -32,11 +50,22 @@ async function refresh() {
     text("recognition-rate", status.recognition.rate);
     text("signal", status.source.state);
     text("people", status.model.people.join(", ") || "none");
-    showNames(status.detections);
+    showNames(status.cameras);
+    showCameras(status.cameras);
   } catch (error) {
     text("signal", "server unreachable");
   }
 }
+
+document.getElementById("cameras").addEventListener("click", (event) => {
+  const figure = event.target.closest("figure.camera");
+  const grid = document.getElementById("cameras");
+  if (!figure || !grid.classList.contains("grid")) return;
+  const large = !figure.classList.contains("large");
+  for (const other of grid.querySelectorAll("figure.camera")) other.classList.remove("large");
+  figure.classList.toggle("large", large);
+  grid.classList.toggle("focused", large);
+});
 
 setInterval(refresh, 1000);
 refresh();
