@@ -60,8 +60,8 @@ class NamingTrace:
     def attach(cls, pipeline: Any) -> NamingTrace:
         """Record `pipeline`'s scans (its inference loops' ScanJobs) and its tracks' votes."""
         from benchmarks.clip import read_number
-        from edgeface.inference import ScanJob
         from edgeface.camera import CameraLoop
+        from edgeface.inference import ScanJob
 
         trace = cls()
         infer, scanned = CameraLoop.infer, pipeline.tracks.scanned
