@@ -30,7 +30,7 @@ from edgeface.inference import FollowJob, InferenceResult, Job, ScanJob
 from edgeface.liveness import Liveness
 from edgeface.metrics import CameraMetrics, MetricFamilies
 from edgeface.recogniser import DEFAULT_TOLERANCE
-from edgeface.scanning import ScanBudget
+from edgeface.scanning import ScanBudget, StillFaces
 from edgeface.scene import Scene
 from edgeface.snapshot import CameraSnapshot, Recognition
 from edgeface.source import LIVE, Frame, VideoSource
@@ -190,6 +190,18 @@ class FollowLoop(CameraLoop):
         self.interval = 1.0 / camera.config.video_processing_fps
         self._next_turn = 0.0  # monotonic time the next update may start
         self._seen = 0  # number of the last frame updated
+        self._still = StillFaces()
+
+    def follow(self, frame: Frame) -> float | None:
+        """As CameraLoop.follow, but faces in a picture unchanged around them are kept where they
+        are without a worker (edgeface.scanning.StillFaces): 0 seconds then."""
+        faces = self.tracks.faces()
+        if self._still.unchanged(frame.image, faces) and self.tracks.held(frame.number):
+            return 0.0
+        seconds = super().follow(frame)
+        if seconds is not None:
+            self._still.followed(faces)
+        return seconds
 
     def step(self) -> None:
         now = time.monotonic()

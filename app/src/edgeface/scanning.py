@@ -137,6 +137,50 @@ class ScanPlanner:
         return ScanPlan([_tile(self._tile, width, height)], idle=True)
 
 
+class StillFaces:
+    """Whether the picture around every face on screen is as it was when they were last followed
+    (on the change map's thumbnail, under 1 ms): the follower then keeps them where they are
+    instead of asking a worker, so that people standing still cost next to nothing. A real follow
+    still comes at least every HOLD_SECONDS, and whenever the faces on screen are not the ones
+    followed last."""
+
+    HOLD_SECONDS = 1.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._reference: np.ndarray | None = None
+        self._faces: frozenset[int] = frozenset()
+        self._at = float("-inf")
+        self._grey: np.ndarray | None = None
+
+    def unchanged(self, bgr: np.ndarray, faces: Sequence[tuple[int, Box]]) -> bool:
+        """Whether the faces (track id, box) on `bgr` (HxWx3) can be kept without a follow."""
+        self._grey = thumbnail(bgr)
+        reference = self._reference
+        if (
+            reference is None
+            or not faces
+            or frozenset(track for track, _ in faces) != self._faces
+            or self.clock() - self._at > self.HOLD_SECONDS
+        ):
+            return False
+        mask = changed(self._grey, reference)
+        height, width = bgr.shape[:2]
+        scale_x, scale_y = THUMBNAIL[0] / width, THUMBNAIL[1] / height
+        for _, box in faces:
+            grow_y, grow_x = box.height // 2, box.width // 2
+            top, bottom = int((box.top - grow_y) * scale_y), int((box.bottom + grow_y) * scale_y) + 1
+            left, right = int((box.left - grow_x) * scale_x), int((box.right + grow_x) * scale_x) + 1
+            if mask[max(top, 0) : bottom, max(left, 0) : right].any():
+                return False
+        return True
+
+    def followed(self, faces: Sequence[tuple[int, Box]]) -> None:
+        """A real follow of `faces` was made on the frame last asked about: the new reference."""
+        self._reference, self._at = self._grey, self.clock()
+        self._faces = frozenset(track for track, _ in faces)
+
+
 class SceneShare:
     """A new scene's first scan, shared out: cut in halves (`halves`) for the first workers free
     to take one, each part known until reported (`done`), so that no worker scans the scene again

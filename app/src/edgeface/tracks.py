@@ -147,6 +147,23 @@ class FaceTracks:
                 track.claimed_at = now
             return [(track.id, track.box) for track in due]
 
+    def faces(self) -> list[tuple[int, Box]]:
+        """(track id, box) of every face on screen."""
+        with self._lock:
+            return [(track.id, track.box) for track in self._tracks]
+
+    def held(self, frame_number: int) -> bool:
+        """The picture around every face is unchanged on `frame_number` (edgeface.scanning.
+        StillFaces): each is found again where it was, as a follow would find it. False (nothing
+        done) when a face was never followed yet: it needs a real follow."""
+        now = self.clock()
+        with self._lock:
+            if frame_number < self._scene or not all(track.followed for track in self._tracks):
+                return False
+            for track in self._tracks:
+                track.seen(frame_number, track.box, now)
+            return True
+
     def boxes(self) -> list[Box]:
         with self._lock:
             return [track.box for track in self._tracks]
