@@ -15,7 +15,7 @@ from edgeface.detector import Detector
 from edgeface.model import load_model
 from edgeface.pipeline import Pipeline
 from edgeface.recogniser import Recogniser, encode_faces
-from edgeface.scanning import LONGEST_REST, ScanBudget, ScanPlanner, SceneWatch, halves
+from edgeface.scanning import LONGEST_REST, ScanBudget, ScanPlanner, SceneWatch, StillFaces, halves
 from edgeface.source import Frame
 from edgeface.tracks import CLAIM_SECONDS, HOLD_SECONDS, LOST_SECONDS, RETRY_SECONDS, FaceTracks
 from edgeface.values import UNKNOWN, Box
@@ -312,3 +312,36 @@ def test_a_new_face_is_tried_again_soon_and_then_rarely(sample_photos: Path, det
 
     clock.now += RETRY_SECONDS + 0.01
     assert tracks.to_encode() == [] and RETRY_SECONDS <= 0.1
+
+
+def test_a_face_in_an_unchanged_picture_is_kept_without_a_follow(sample_photos: Path) -> None:
+    clock = Clock()
+    still = StillFaces(clock=clock)
+    frame = small_face_frame(sample_photos)
+    face = [(1, Box(300, 445, 345, 400))]
+
+    assert not still.unchanged(frame, face)  # nothing to compare with yet: a real follow
+    still.followed(face)
+    clock.now += 0.1
+    marker = frame.copy()
+    marker[690:710, 1000:1020] = 255  # something changed far from the face (a clock, a marker)
+    assert still.unchanged(marker, face)
+    turned = frame.copy()
+    turned[310:340, 410:440] = 0  # the face itself changed
+    assert not still.unchanged(turned, face)
+    assert not still.unchanged(frame, [*face, (2, Box(100, 145, 145, 100))])  # a new face: follow it
+    clock.now += StillFaces.HOLD_SECONDS
+    assert not still.unchanged(frame, face)  # a real follow at least once a second
+
+
+def test_a_held_face_is_found_again_where_it_was_unless_never_followed(sample_photos: Path) -> None:
+    clock = Clock()
+    tracks = FaceTracks(named=0.6, min_size=40, clock=clock)
+    box = Box(300, 445, 345, 400)
+    tracks.scanned(1, [box], [(None, box, {"obama": 0.4})])
+    assert not tracks.held(2)  # found by a scan only: the follower must find it once
+
+    tracks.followed(2, {1: [box]})
+    clock.now += LOST_SECONDS  # long enough to be lost, but the picture did not change around it
+    assert tracks.held(30)
+    assert [item.box for item in tracks.shown(30)] == [box]

@@ -1,0 +1,74 @@
+"""The device's workers, shared by every camera: the most urgent job waiting goes first."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgeface.config import AppConfig
+from edgeface.detector import overlap
+from edgeface.inference import ScanJob
+from edgeface.liveness import Liveness
+from edgeface.values import Box
+from edgeface.workers import SCAN, URGENT, WorkerPool
+from servers import face_frame, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def test_an_urgent_job_overtakes_the_jobs_waiting_before_it(obama_model: Path, sample_photos: Path) -> None:
+    stopping = threading.Event()
+    pool = WorkerPool(AppConfig(model_filename=obama_model, inference_workers=1), Liveness(), stopping)
+    pool.start()
+    frame = face_frame(sample_photos)
+    whole = ScanJob([Box(0, 1280, 720, 0)])  # ~0.3 s on one core: the worker is busy meanwhile
+    finished: list[str] = []
+
+    def submit(name: str, priority: int) -> None:
+        result = pool.infer(frame, whole, priority)
+        assert result is not None and len(result.found) == 2
+        finished.append(name)
+
+    try:
+        wait_until(lambda: pool.ready, 120, "the worker's hello")
+        threads = [threading.Thread(target=submit, args=("busy", SCAN))]
+        threads[0].start()
+        time.sleep(0.1)  # the worker took it
+        for name, priority in (("scan", SCAN), ("urgent", URGENT)):
+            threads.append(threading.Thread(target=submit, args=(name, priority)))
+            threads[-1].start()
+            time.sleep(0.05)
+        for thread in threads:
+            thread.join(30)
+    finally:
+        stopping.set()
+        pool.close_input()
+        pool.stop(lambda: 2.0)
+
+    assert finished == ["busy", "urgent", "scan"]
+
+
+def test_a_job_sends_the_worker_only_the_part_it_looks_at(obama_model: Path, sample_photos: Path) -> None:
+    from edgeface.inference import InferenceWorker, job_extent
+
+    frame = face_frame(sample_photos)
+    worker = InferenceWorker(AppConfig(model_filename=obama_model)).start()
+    try:
+        whole = worker.infer(frame, ScanJob([Box(0, 1280, 720, 0)]))
+        right = Box(0, 1280, 720, 640)
+        part = worker.infer(frame, ScanJob([right], encode=[(7, whole.found[0])], known=whole.found))
+    finally:
+        worker.stop()
+
+    assert job_extent(ScanJob([right]), frame.shape) == right
+    # The boxes come back in the whole frame's pixels, where a scan of the whole frame finds them.
+    (stranger,) = [box for box in whole.found if box.left >= 640]
+    (found,) = part.found
+    assert overlap(found, stranger) > 0.8
+    (attempt,) = part.attempts  # the face to encode (outside the region) was sent with it
+    assert attempt.track == 7 and attempt.box == whole.found[0]
+    name = "Barack Obama"
+    assert attempt.candidates[name] == pytest.approx(whole.attempts[0].candidates[name], abs=0.02)
