@@ -72,3 +72,30 @@ def test_a_job_sends_the_worker_only_the_part_it_looks_at(obama_model: Path, sam
     assert attempt.track == 7 and attempt.box == whole.found[0]
     name = "Barack Obama"
     assert attempt.candidates[name] == pytest.approx(whole.attempts[0].candidates[name], abs=0.02)
+
+
+def test_an_attempt_in_the_ambiguous_band_is_made_again_at_once(
+    obama_model: Path, sample_photos: Path
+) -> None:
+    from edgeface.inference import InferenceWorker
+
+    frame = face_frame(sample_photos)
+    whole = ScanJob([Box(0, 1280, 720, 0)])
+    sure = InferenceWorker(AppConfig(model_filename=obama_model)).start()
+    try:
+        first = sure.infer(frame, whole)
+    finally:
+        sure.stop()
+    distance = min(first.attempts, key=lambda a: a.candidates["Barack Obama"]).candidates["Barack Obama"]
+    # A tolerance just above Obama's distance puts his attempt in the band: named, not surely.
+    unsure = InferenceWorker(AppConfig(model_filename=obama_model, face_tolerance=distance + 0.05)).start()
+    try:
+        again = unsure.infer(frame, whole)
+    finally:
+        unsure.stop()
+
+    assert len(first.attempts) == 2  # Obama well inside 0.6, the stranger far outside 0.7: one each
+    obama = [a for a in again.attempts if a.candidates["Barack Obama"] < distance + 0.05 + 0.1]
+    assert len(again.attempts) == 3 and len(obama) == 2
+    assert obama[0].box == obama[1].box and obama[0].candidates != obama[1].candidates  # another view
+    assert abs(obama[1].candidates["Barack Obama"] - distance) < 0.1

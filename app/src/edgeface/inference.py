@@ -40,6 +40,7 @@ import numpy as np
 from edgeface.config import AppConfig
 from edgeface.detector import Detector, DetectorBackend, overlap, probe_backend
 from edgeface.model import FaceModel, ModelError, load_model
+from edgeface.naming import SURE_MARGIN, UNKNOWN_MARGIN
 from edgeface.recogniser import FROM_ENVIRONMENT, Recogniser, choose_tolerance, encode_faces, model_tolerance
 from edgeface.tracks import SAME_FACE, FollowRegion
 from edgeface.values import Box, Detection
@@ -83,7 +84,9 @@ class FollowJob:
 @dataclass(frozen=True)
 class ScanJob:
     """Find faces in `regions` at the configured scale, then encode the `encode` faces (track
-    id, box) and, with `encode_found`, every face found that is not one of the `known` boxes."""
+    id, box) and, with `encode_found`, every face found that is not one of the `known` boxes. An
+    attempt that lands in the ambiguous band is made again at once with the other alignment
+    (`second_opinion`)."""
 
     regions: Sequence[Box]
     encode: Sequence[tuple[int, Box]] = ()
@@ -391,14 +394,39 @@ def _scan(
     if header.get("encode_found", True):
         targets += [(None, box) for box in found if all(overlap(box, other) < SAME_FACE for other in known)]
     nearest = recogniser.candidates(encode_faces(rgb, [box for _, box in targets]))
+    attempts = list(zip(targets, nearest, strict=True))
+    attempts += second_opinion(rgb, attempts, recogniser)
     return {
         "found": [box_to_wire(box) for box in found],
         "attempts": [
             {"track": track, "box": box_to_wire(box), "candidates": candidates}
-            for (track, box), candidates in zip(targets, nearest, strict=True)
+            for (track, box), candidates in attempts
         ],
-        "encoded": len(targets),
+        "encoded": len(attempts),
     }
+
+
+def second_opinion(
+    rgb: np.ndarray,
+    attempts: Sequence[tuple[tuple[int | None, Box], dict[str, float]]],
+    recogniser: Recogniser,
+) -> list[tuple[tuple[int | None, Box], dict[str, float]]]:
+    """A second attempt, made at once, of each face whose attempt landed in the ambiguous band
+    (nearest person within the tolerance + UNKNOWN_MARGIN but not surely: edgeface.naming), encoded on
+    the 68-landmark alignment instead of the 5-landmark one: a different view of the same face,
+    so that a face named by two attempts is named now instead of RETRY_SECONDS later (a frontal
+    face near the threshold waited for the tracks' retries, up to a second)."""
+    named = recogniser.tolerance
+    unsure = [
+        (target, candidates)
+        for target, candidates in attempts
+        if candidates and named - SURE_MARGIN < min(candidates.values()) <= named + UNKNOWN_MARGIN
+    ]
+    if not unsure:
+        return []
+    boxes = [box for (_, box), _ in unsure]
+    again = recogniser.candidates(encode_faces(rgb, boxes, landmarks="large"))
+    return [(target, candidates) for (target, _), candidates in zip(unsure, again, strict=True)]
 
 
 def _follow(rgb: np.ndarray, header: dict[str, Any], detector: Detector) -> dict[str, Any]:

@@ -36,11 +36,15 @@ def choose_tolerance(configured: float | None, model: FaceModel | None) -> tuple
     return DEFAULT_TOLERANCE, FROM_DEFAULT
 
 
-def encode_faces(rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.ndarray:
+def encode_faces(
+    rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1, landmarks: str = "small"
+) -> np.ndarray:
     """128-d encodings of the faces at `boxes` in `rgb`.
 
     rgb: HxWx3 uint8, RGB order (convert OpenCV's BGR first). boxes: full-image pixels.
     jitters: re-samples per face (each one costs a full encoding; 1 is the live default).
+    landmarks: the face's alignment before encoding, "small" (5 points, the default) or "large"
+    (68 points: a second view of the same face, as fast).
     Returns (len(boxes), 128) float64, in the order of `boxes`.
     """
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
@@ -52,7 +56,10 @@ def encode_faces(rgb: np.ndarray, boxes: Sequence[Box], jitters: int = 1) -> np.
     import face_recognition  # noqa: PLC0415 (heavy: dlib + models load only when a face is encoded)
 
     rows = face_recognition.face_encodings(
-        np.ascontiguousarray(rgb), known_face_locations=[box.as_css() for box in boxes], num_jitters=jitters
+        np.ascontiguousarray(rgb),
+        known_face_locations=[box.as_css() for box in boxes],
+        num_jitters=jitters,
+        model=landmarks,
     )
     return np.asarray(rows, dtype=np.float64).reshape(len(boxes), ENCODING_SIZE)
 
