@@ -30,7 +30,7 @@ from edgeface.inference import FollowJob, InferenceResult, Job, ScanJob
 from edgeface.liveness import Liveness
 from edgeface.metrics import CameraMetrics, MetricFamilies
 from edgeface.recogniser import DEFAULT_TOLERANCE
-from edgeface.scanning import ScanBudget, StillFaces
+from edgeface.scanning import ScanBudget, StillFaces, pieces
 from edgeface.scene import Scene
 from edgeface.snapshot import CameraSnapshot, Recognition
 from edgeface.source import LIVE, Frame, VideoSource
@@ -42,6 +42,7 @@ NO_SIGNAL_INTERVAL = 0.5  # seconds between "no signal" frames
 IDLE_SECONDS = 0.3  # the scanner's pause between tiles while nothing changes
 SCENE_WAIT = 0.25  # longest the scanner waits at a time for the follower's part of a new scene
 SCAN_ENCODINGS = 1  # attempts per scan (each ~75 ms): a scan busy when the scene cuts ends soon
+PIECES = 6  # a scan's regions go to the workers in pieces of at most 1/PIECES of the frame (~0.1 s each)
 FRAME_WAIT = 0.5  # an inference loop's longest wait for a new frame (it beats in between)
 JOB_SECONDS = 30.0  # longest a loop may wait for the workers over one job before it counts as stuck
 
@@ -256,13 +257,33 @@ class ScanLoop(CameraLoop):
             plan = self.scene.plan(frame.image, followed, patrol=time.monotonic() >= self.patrol_at)
             if not plan.regions and not due:
                 return  # nothing changed, nobody due: the next frame is looked at
-            seconds = self.report(frame, self.infer(frame, ScanJob(plan.regions, due, followed)), plan.whole)
+            seconds = self.scan(
+                frame,
+                pieces(plan.regions, frame.image.shape[0] * frame.image.shape[1] // PIECES),
+                due,
+                plan.whole,
+            )
             if seconds is not None and plan.idle:
                 self.patrol_at = time.monotonic() + IDLE_SECONDS
         if seconds is None:
             return
         if self.scene.rest(self.budget.spend(seconds)):
             self.budget.forgive()
+
+    def scan(self, frame: Frame, regions: list[Box], due: list[tuple[int, Box]], whole: bool) -> float | None:
+        """Scan `regions` of `frame` one job each (the attempts `due` with the first), stopping
+        when the scene cuts meanwhile; the workers' seconds, None when one failed."""
+        followed = self.tracks.boxes()
+        spent = 0.0
+        for index, region in enumerate(regions or [None]):
+            if index and not self.scene.current(frame):
+                break  # the rest is of a scene that is gone
+            job = ScanJob([] if region is None else [region], due if not index else (), followed)
+            seconds = self.report(frame, self.infer(frame, job), whole and not index)
+            if seconds is None:
+                return None
+            spent += seconds
+        return spent
 
 
 class DisplayLoop:

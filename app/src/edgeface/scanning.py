@@ -319,6 +319,36 @@ def _tile(index: int, width: int, height: int) -> Box:
     )
 
 
+def pieces(regions: Sequence[Box], most: int) -> list[Box]:
+    """`regions` with each larger than `most` px² cut into a grid of pieces that overlap by
+    TILE_OVERLAP px (a face up to that wide is whole in one of them): one job per piece, so that
+    no scan holds a worker long while a cut or a new face waits on any camera."""
+    cut: list[Box] = []
+    for region in regions:
+        area = region.width * region.height
+        if area <= most:
+            cut.append(region)
+            continue
+        count = -(-area // most)
+        columns = max(1, round((count * region.width / max(region.height, 1)) ** 0.5))
+        cut += _grid(region, columns, -(-count // columns))
+    return cut
+
+
+def _grid(region: Box, columns: int, rows: int) -> list[Box]:
+    width, height = region.width / columns, region.height / rows
+    return [
+        Box(
+            max(region.top, int(region.top + row * height) - TILE_OVERLAP // 2),
+            min(region.right, int(region.left + (column + 1) * width) + TILE_OVERLAP // 2),
+            min(region.bottom, int(region.top + (row + 1) * height) + TILE_OVERLAP // 2),
+            max(region.left, int(region.left + column * width) - TILE_OVERLAP // 2),
+        )
+        for row in range(rows)
+        for column in range(columns)
+    ]
+
+
 def halves(region: Box) -> list[Box]:
     """`region` cut into a left and a right half that overlap by HALVES_OVERLAP px, for two
     workers to scan at once: a face up to that wide is whole in one of them."""

@@ -58,6 +58,11 @@ class Scene:
         self.restart()
         self.cut_event.set()
 
+    def current(self, frame: Frame) -> bool:
+        """Whether `frame` is of the newest scene begun (no cut since)."""
+        with self._started_lock:
+            return frame.scene >= self._started
+
     def lost(self) -> None:
         """The stream is away: its faces are gone, and its first frame back is scanned whole."""
         self._clear(0)
