@@ -15,7 +15,15 @@ from edgeface.detector import Detector
 from edgeface.model import load_model
 from edgeface.pipeline import Pipeline
 from edgeface.recogniser import Recogniser, encode_faces
-from edgeface.scanning import LONGEST_REST, ScanBudget, ScanPlanner, SceneWatch, StillFaces, halves
+from edgeface.scanning import (
+    LONGEST_REST,
+    ScanBudget,
+    ScanPlanner,
+    SceneWatch,
+    StillFaces,
+    halves,
+    pieces,
+)
 from edgeface.source import Frame
 from edgeface.tracks import CLAIM_SECONDS, HOLD_SECONDS, LOST_SECONDS, RETRY_SECONDS, FaceTracks
 from edgeface.values import UNKNOWN, Box
@@ -345,3 +353,19 @@ def test_a_held_face_is_found_again_where_it_was_unless_never_followed(sample_ph
     clock.now += LOST_SECONDS  # long enough to be lost, but the picture did not change around it
     assert tracks.held(30)
     assert [item.box for item in tracks.shown(30)] == [box]
+
+
+def test_a_large_scan_is_cut_in_pieces_that_cover_it_and_overlap() -> None:
+    most = 1280 * 720 // 6
+    small = Box(100, 500, 400, 100)
+
+    assert pieces([small], most) == [small]
+    cut = pieces([WHOLE], most)
+    assert len(cut) == 6 and all(box.width * box.height <= most * 1.4 for box in cut)
+    covered = np.zeros((720, 1280), dtype=bool)
+    for box in cut:
+        covered[box.top : box.bottom, box.left : box.right] = True
+    assert covered.all()
+    # A face up to TILE_OVERLAP wide on a seam is whole in one piece.
+    face = Box(300, 480, 380, 400)
+    assert any(box.left <= face.left and face.right <= box.right for box in cut if box.top <= face.top)
