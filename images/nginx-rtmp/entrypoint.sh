@@ -2,9 +2,14 @@
 # Writes the access settings from RTMP_AUTH* and the recording settings from RTMP_RECORD*, prunes
 # old recordings (now and every 10 minutes while recording is on), then runs nginx in the
 # foreground as PID 1.
-#   RTMP_AUTH=on|off               on (default): publishing needs ?key=<the key in
-#                                  RTMP_PUBLISH_KEY_FILE>, playing an address in RTMP_PLAY_ALLOW
-#   RTMP_PUBLISH_KEY_FILE=/etc/nginx-rtmp/auth/publish-key   16-128 of A-Z a-z 0-9 . _ ~ -
+#   RTMP_AUTH=on|off               on (default): publishing to live/<stream> needs ?key=<that
+#                                  stream's key>, playing an address in RTMP_PLAY_ALLOW
+#   RTMP_PUBLISH_KEYS_FILE=/etc/nginx-rtmp/auth/publish-keys  a key per stream, lines
+#                                  "<stream> <key>" (stream 1-32 of a-z 0-9 -; blank and # lines
+#                                  skipped): a listed stream takes its own key only
+#   RTMP_PUBLISH_KEY_FILE=/etc/nginx-rtmp/auth/publish-key    one key for every stream not listed
+#                                  there (the single key of before); at least one of the two files
+#                                  Keys: 16-128 of A-Z a-z 0-9 . _ ~ -, compared case-sensitively.
 #   RTMP_PLAY_ALLOW="127.0.0.1"    addresses or CIDRs (space-separated) that may play
 set -eu
 state=/var/lib/nginx-rtmp
@@ -23,19 +28,65 @@ esac
 
 auth=${RTMP_AUTH:-on}
 key_file=${RTMP_PUBLISH_KEY_FILE:-/etc/nginx-rtmp/auth/publish-key}
+keys_file=${RTMP_PUBLISH_KEYS_FILE:-/etc/nginx-rtmp/auth/publish-keys}
 play_allow=${RTMP_PLAY_ALLOW:-127.0.0.1}
+cr=$(printf '\r')
+blank=$(printf ' \t')
 
-case "$auth" in
-  on)
-    if [ ! -r "$key_file" ]; then
-      echo "nginx-rtmp: RTMP_PUBLISH_KEY_FILE=$key_file is not a readable file (or set RTMP_AUTH=off)" >&2
-      exit 64
-    fi
+# A key as a PCRE that matches only itself, case and all ('.' is its one special character).
+key_pattern() { printf '%s' "$1" | sed 's/[.]/[.]/g'; }
+valid_key() { printf '%s' "$1" | grep -Eqx '[A-Za-z0-9._~-]{16,128}'; }
+
+# The nginx map from "<stream>:<key>" (on_publish's name and the publisher's ?key=) to 1 when that
+# key may publish that stream: each listed stream's own key, and the shared key for the others.
+# Regexes, not map strings: nginx compares a map's strings without regard to case.
+publish_key_map() {
+  echo 'map "$arg_name:$arg_key" $rtmp_publish_key_ok {'
+  echo '    default 0;'
+  listed=''
+  if [ -r "$keys_file" ]; then
+    line_number=0
+    while IFS="$blank" read -r stream stream_key rest || [ -n "$stream" ]; do
+      line_number=$((line_number + 1))
+      stream_key=${stream_key%"$cr"}
+      case "$stream" in '' | '#'*) continue ;; esac
+      where="nginx-rtmp: RTMP_PUBLISH_KEYS_FILE=$keys_file line $line_number"
+      if ! printf '%s' "$stream" | grep -Eqx '[a-z0-9-]{1,32}' || [ -n "${rest%"$cr"}" ]; then
+        echo "$where: expected '<stream> <key>' with a stream name of 1-32 of a-z 0-9 -" >&2
+        exit 64
+      fi
+      if ! valid_key "$stream_key"; then
+        echo "$where (stream $stream): the key must be 16-128 characters of A-Z a-z 0-9 . _ ~ -" >&2
+        exit 64
+      fi
+      case "|$listed|" in
+        *"|$stream|"*)
+          echo "$where: stream $stream is listed twice" >&2
+          exit 64
+          ;;
+      esac
+      listed=${listed:+$listed|}$stream
+      printf '    "~^%s:%s$" 1;\n' "$stream" "$(key_pattern "$stream_key")"
+    done <"$keys_file"
+  fi
+  if [ -z "$listed" ] && [ ! -r "$key_file" ]; then
+    echo "nginx-rtmp: no publish key: RTMP_PUBLISH_KEY_FILE=$key_file is not a readable file and RTMP_PUBLISH_KEYS_FILE=$keys_file lists no stream (or set RTMP_AUTH=off)" >&2
+    exit 64
+  fi
+  if [ -r "$key_file" ]; then
     key=$(tr -d '\r\n' <"$key_file")
-    if ! printf '%s' "$key" | grep -Eqx '[A-Za-z0-9._~-]{16,128}'; then
+    if ! valid_key "$key"; then
       echo "nginx-rtmp: RTMP_PUBLISH_KEY_FILE=$key_file: the key must be 16-128 characters of A-Z a-z 0-9 . _ ~ -" >&2
       exit 64
     fi
+    printf '    "~^%s[^:]+:%s$" 1;\n' "${listed:+(?!(?:$listed):)}" "$(key_pattern "$key")"
+  fi
+  echo '}'
+}
+
+case "$auth" in
+  on)
+    publish_key_map >"$state/auth-http.conf"
     {
       echo "notify_method get;"
       echo "on_publish http://127.0.0.1:8080/auth/publish;"
@@ -48,7 +99,6 @@ case "$auth" in
       done
       echo "deny play all;"
     } >"$state/auth.conf"
-    printf 'map $arg_key $rtmp_publish_key_ok {\n    default 0;\n    "%s" 1;\n}\n' "$key" >"$state/auth-http.conf"
     ;;
   off)
     echo "nginx-rtmp: RTMP_AUTH=off: anyone may publish and play" >&2

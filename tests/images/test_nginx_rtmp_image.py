@@ -1,6 +1,6 @@
-"""The nginx-rtmp image: accepts a publish on application `live` with the publish key and refuses
-one without it, serves the stream only to allowed addresses, non-root, records only when asked and
-prunes old recordings."""
+"""The nginx-rtmp image: accepts a publish on application `live` with the stream's publish key and
+refuses one without it (or with another stream's), serves the stream only to allowed addresses,
+non-root, records only when asked and prunes old recordings."""
 
 from __future__ import annotations
 
@@ -40,6 +40,9 @@ def probe(url: str) -> dict[str, object]:
 
 
 KEY = "Pub1ishKeyForTheTests"
+# A key per camera; '.', '-', '_' and '~' are characters the server must take literally.
+DOOR_KEY = "D00r.Key-ForTheTests"
+HALL_KEY = "Ha11_Key~ForTheTests"
 # podman's default network: a reader on this host reaches the container from its gateway.
 HOST_READER = "10.88.0.0/16"
 
@@ -51,6 +54,18 @@ def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder.chmod(0o755)  # the server runs as a non-root user
     (folder / "publish-key").write_text(KEY)
     (folder / "publish-key").chmod(0o644)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def stream_keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A key per stream (door, hall) in publish-keys, beside the shared publish-key, as the role's
+    Secret of a site with several cameras mounts them."""
+    folder = tmp_path_factory.mktemp("rtmp-stream-keys")
+    folder.chmod(0o755)
+    for name, text in (("publish-keys", f"door {DOOR_KEY}\nhall {HALL_KEY}\n"), ("publish-key", KEY)):
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o644)
     return folder
 
 
@@ -70,8 +85,20 @@ def start_rtmp(
     return name, rtmp, http
 
 
-def publish(video: Path, port: int, key: str = KEY) -> Publisher:
-    return Publisher(video, f"rtmp://127.0.0.1:{port}/live/test?key={key}")
+def publish(video: Path, port: int, key: str = KEY, stream: str = "test") -> Publisher:
+    return Publisher(video, f"rtmp://127.0.0.1:{port}/live/{stream}?key={key}")
+
+
+def refused(video: Path, url: str) -> bool:
+    """Whether the server drops a publisher of `video` to `url` (ffmpeg then fails)."""
+    push = subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-re", "-i", str(video), "-t", "2", "-c", "copy", "-f", "flv", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return push.returncode != 0
 
 
 def published(url: str, seconds: float = 20) -> bool:
@@ -170,32 +197,30 @@ def test_publishing_needs_the_key(
 ) -> None:
     _, rtmp, _ = start_rtmp(run_container, built_images["nginx-rtmp"], key_dir)
     url = f"rtmp://127.0.0.1:{rtmp}/live/test"
-    for refused in (url, f"{url}?key=NotThePublishKey1234", f"{url}?key={KEY}x"):
-        push = subprocess.run(
-            [
-                "ffmpeg",
-                "-loglevel",
-                "error",
-                "-re",
-                "-i",
-                str(video),
-                "-t",
-                "2",
-                "-c",
-                "copy",
-                "-f",
-                "flv",
-                refused,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        assert push.returncode != 0, f"{refused} was let in"
+    for wrong in (url, f"{url}?key=NotThePublishKey1234", f"{url}?key={KEY}x"):
+        assert refused(video, wrong), f"{wrong} was let in"
     assert not published(url)
     with publish(video, rtmp):
         assert published(url)
+
+
+def test_each_listed_stream_takes_its_own_key_only(
+    built_images: dict[str, str], run_container: RunContainer, video: Path, stream_keys_dir: Path
+) -> None:
+    _, rtmp, _ = start_rtmp(run_container, built_images["nginx-rtmp"], stream_keys_dir)
+    live = f"rtmp://127.0.0.1:{rtmp}/live"
+    # Another camera's key, the shared key on a listed stream, its own key in another case: dropped.
+    for stream, key, which in (
+        ("door", HALL_KEY, "hall's key"),
+        ("hall", DOOR_KEY, "door's key"),
+        ("door", KEY, "the shared key"),
+        ("door", DOOR_KEY.swapcase(), "its key in another case"),
+    ):
+        assert refused(video, f"{live}/{stream}?key={key}"), f"{stream} was let in with {which}"
+    # Each camera with its own key, at once; a stream not listed takes the shared key (a one-key site).
+    with publish(video, rtmp, DOOR_KEY, "door"), publish(video, rtmp, HALL_KEY, "hall"), publish(video, rtmp):
+        for stream in ("door", "hall", "test"):
+            assert published(f"{live}/{stream}"), f"{stream} was not let in with its key"
 
 
 def test_only_allowed_addresses_may_play(
@@ -207,11 +232,22 @@ def test_only_allowed_addresses_may_play(
         assert not published(f"rtmp://127.0.0.1:{rtmp}/live/test")
 
 
-def test_a_missing_key_or_a_bad_setting_stops_the_server_naming_it(built_images: dict[str, str]) -> None:
+def test_a_missing_key_or_a_bad_setting_stops_the_server_naming_it(
+    built_images: dict[str, str], tmp_path: Path
+) -> None:
     image = built_images["nginx-rtmp"]
     missing = podman("run", "--rm", image, check=False)
     assert missing.returncode == 64
     assert "RTMP_PUBLISH_KEY_FILE=/etc/nginx-rtmp/auth/publish-key is not a readable file" in missing.stderr
+    assert "RTMP_PUBLISH_KEYS_FILE=/etc/nginx-rtmp/auth/publish-keys lists no stream" in missing.stderr
+    # A bad line of publish-keys is named by its number, its key never printed.
+    (tmp_path / "publish-keys").write_text(f"door {DOOR_KEY}\nDoor {HALL_KEY}\n")
+    tmp_path.chmod(0o755)
+    (tmp_path / "publish-keys").chmod(0o644)
+    bad_line = podman("run", "--rm", "-v", f"{tmp_path}:/etc/nginx-rtmp/auth:ro", image, check=False)
+    assert bad_line.returncode == 64
+    assert "RTMP_PUBLISH_KEYS_FILE=/etc/nginx-rtmp/auth/publish-keys line 2" in bad_line.stderr
+    assert DOOR_KEY not in bad_line.stderr and HALL_KEY not in bad_line.stderr
     bad = podman("run", "--rm", "-e", "RTMP_AUTH=maybe", image, check=False)
     assert bad.returncode == 64 and "RTMP_AUTH=maybe" in bad.stderr
     lab = podman(
