@@ -49,6 +49,11 @@ SIMULATED_JETSON = {
 }
 
 
+# The Jetson site has two cameras (the NUC keeps the default one, `test`): each read from the
+# device's RTMP server under its own name, each publishing with a key of its own.
+CAMERAS = {"webapp_cameras": [{"name": "door"}, {"name": "hall"}]}
+
+
 def device_inventory(tmp: Path) -> str:
     """This machine as a device with the roles' defaults (what a site gets unless it overrides)."""
     path = tmp / "hosts.yml"
@@ -62,7 +67,7 @@ def render(tmp: Path, registry: Registry, **extra: Any) -> Path:
     site's CA and password where the play finds them)."""
     if registry.site:
         registry.site.seed(tmp)
-    run_playbook(
+    result = run_playbook(
         "playbooks/deploy.yml",
         "-i",
         device_inventory(tmp),
@@ -77,6 +82,7 @@ def render(tmp: Path, registry: Registry, **extra: Any) -> Path:
             **extra,
         },
     )
+    (tmp / "deploy.out").write_text(result.stdout)  # what the playbook printed, beside the tree
     return tmp / "localhost"
 
 
@@ -117,6 +123,7 @@ def jetson_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Regis
         registry_htpasswd=HTPASSWD,
         edge_s3="embedded",
         **SIMULATED_JETSON,
+        **CAMERAS,
     )
 
 
@@ -257,6 +264,58 @@ def test_jetson_webapp_uses_the_nvidia_runtime_and_cnn(jetson_tree: Path, device
     assert env_of(app)["FACE_REQUIRE_CUDA"] == "on"
     assert env_of(app)["INFERENCE_WORKERS"] == "1"
     assert app["resources"]["limits"]["memory"] == "4Gi"
+
+
+def publish_keys(tree: Path) -> dict[str, str]:
+    """nginx-rtmp's publish-keys as the site's Secret is made from it: {stream: key}."""
+    text = (tree.parent / "credentials" / "localhost-nginx-rtmp-auth" / "publish-keys").read_text()
+    return dict(line.split(" ") for line in text.splitlines())
+
+
+def keys_from_their_files(tree: Path, files: dict[str, str]) -> list[str]:
+    """The streams whose key in publish-keys is the one generated into `files[stream]` (names only:
+    a failing assertion never shows a key)."""
+    credentials = tree.parent / "credentials"
+    keys = publish_keys(tree)
+    generated = {name: (credentials / file).read_text().split()[0] for name, file in files.items()}
+    return [name for name, key in generated.items() if keys.get(name) == key]
+
+
+def printed(tree: Path) -> str:
+    """What deploy.yml printed for `tree`, white space folded (the YAML callback wraps long lines)."""
+    return " ".join((tree.parent / "deploy.out").read_text().split())
+
+
+def test_each_camera_is_read_from_its_stream_and_published_with_its_own_key(
+    nuc_tree: Path, jetson_tree: Path
+) -> None:
+    """Two cameras (the Jetson site): VIDEO_STREAM_URLS, a key per camera in its own file, a publish
+    URL per camera printed with that file. One (the default site): VIDEO_STREAM_URL and the key in
+    rtmp-publish-key, as before there were several. No key is printed, here or by the playbook."""
+    (app,) = webapp_pod(jetson_tree)["containers"]
+    env = env_of(app)
+    live = "rtmp://nginx-rtmp:1935/live"
+    assert env["VIDEO_STREAM_URLS"] == f"door={live}/door,hall={live}/hall"
+    assert "VIDEO_STREAM_URL" not in env
+    credentials = jetson_tree.parent / "credentials"
+    keys = publish_keys(jetson_tree)
+    assert list(keys) == ["door", "hall"]
+    files = {name: f"rtmp-publish-key-{name}" for name in keys}
+    assert keys_from_their_files(jetson_tree, files) == ["door", "hall"]
+    assert len(set(keys.values())) == 2
+    assert [path.name for path in (credentials / "localhost-nginx-rtmp-auth").iterdir()] == ["publish-keys"]
+    out = printed(jetson_tree)
+    for name, file in files.items():
+        assert f":30935/live (stream key: {name}?key=<the key in {credentials}/{file}>)" in out
+    assert not [name for name, key in keys.items() if key in out], "a key was printed"
+
+    (app,) = webapp_pod(nuc_tree)["containers"]
+    assert env_of(app)["VIDEO_STREAM_URL"] == f"{live}/test"
+    assert "VIDEO_STREAM_URLS" not in env_of(app)
+    assert list(publish_keys(nuc_tree)) == ["test"]
+    assert keys_from_their_files(nuc_tree, {"test": "rtmp-publish-key"}) == ["test"]
+    key_file = nuc_tree.parent / "credentials" / "rtmp-publish-key"
+    assert f":30935/live (stream key: test?key=<the key in {key_file}>)" in printed(nuc_tree)
 
 
 def test_jetson_tree_deploys_nvidia_device_plugin_in_its_own_privileged_namespace(jetson_tree: Path) -> None:
@@ -428,6 +487,74 @@ def test_a_node_port_outside_the_range_names_the_variable(tmp_path: Path) -> Non
     )
     assert result.returncode != 0
     assert "nginx_rtmp_node_port" in result.stdout
+
+
+ROLE_ALONE = """
+- name: One workload role, without the play around it
+  hosts: edge
+  gather_facts: false
+  tasks:
+    - name: Run the role
+      ansible.builtin.include_role:
+        name: edgeai.appliance.{role}
+"""
+
+
+@pytest.mark.parametrize(
+    ("role", "settings", "named"),
+    [
+        (
+            "webapp",
+            {
+                "webapp_cameras": [
+                    {"name": "door"},
+                    {"name": "Hall"},
+                    {"name": "door", "url": "rtsp://cam:Pa55word@cam/a,b"},
+                ]
+            },
+            ['"Hall"', "names taken twice: door", "a comma in the url of door"],
+        ),
+        (
+            "webapp",
+            {
+                "webapp_cameras": [{"name": "door"}, {"name": "hall"}],
+                "webapp_video_stream_url": "rtsp://cam/one",
+            },
+            ["webapp_video_stream_url is the URL of a one-camera site: with 2 cameras"],
+        ),
+        ("nginx_rtmp", {"nginx_rtmp_streams": ["door", "door"]}, ["nginx_rtmp_streams", '["door", "door"]']),
+        (
+            "nginx_rtmp",
+            {"nginx_rtmp_publish_keys": {"test": "Pa55word,short"}},
+            ["nginx_rtmp_publish_keys", "the key of test"],
+        ),
+    ],
+)
+def test_bad_cameras_are_refused_naming_the_variable_and_entry(
+    tmp_path: Path, role: str, settings: dict[str, Any], named: list[str]
+) -> None:
+    """The role's checks come first: a bad camera or key stops it, naming the setting and the entry
+    but never a URL (it may carry a password) or a key."""
+    playbook = tmp_path / "role.yml"
+    playbook.write_text(ROLE_ALONE.format(role=role))
+    result = run_playbook(
+        str(playbook),
+        "-i",
+        device_inventory(tmp_path),
+        extra_vars={
+            "edge_runtime": "manifests",
+            "edge_manifests_dir": str(tmp_path),
+            "edge_profile_address": "127.0.0.1",
+            "webapp_profile": "nuc",
+            **settings,
+        },
+        check=False,
+    )
+    assert result.returncode != 0
+    out = " ".join(result.stdout.split())
+    assert all(text in out for text in named), out[-3000:]
+    assert "Pa55word" not in out
+    assert not (tmp_path / "localhost").exists(), "the role wrote objects before its checks"
 
 
 def test_a_typo_in_the_runtime_names_the_variable(tmp_path: Path) -> None:
@@ -643,6 +770,7 @@ def test_retrain_with_its_tag_on_a_jetson_rolls_out_the_l4t_image(
                 "retrain_s3_endpoint_url": s3.url,
                 **OFFLINE,
                 **SIMULATED_JETSON,
+                **CAMERAS,
             },
             env={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
         )
