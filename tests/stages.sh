@@ -4,8 +4,8 @@
 # Lint first (a failure stops here). Then the suites on the one appliance (tests/appliance, tests/e2e, tests/lifecycle) run first: a
 # deployment, then rollouts, pods and a stream that they mostly wait on. Beside them run the stages
 # that share no host state with that deployment and time nothing: sanity, molecule, and the host
-# roles (chroot roots), plugins, training and the collection's files; their output is shown when
-# they end. Last, alone on the machine, the suites that time things or build the appliance's image
+# roles (chroot roots), plugins, training, the collection's files and the app's quick tests (the
+# `app_unit` marker); their output is shown when they end. Last, alone on the machine, the suites that time things or build the appliance's image
 # tags: the app's streams, the images, the rendered trees. `make pytest` runs the same suites in
 # one pytest, one after the other.
 set -uo pipefail
@@ -29,7 +29,8 @@ BESIDE_SUITES=(tests/roles tests/plugins tests/training tests/collection)
 beside() {
   stage sanity make --no-print-directory sanity \
     && stage molecule make --no-print-directory molecule \
-    && stage pytest-beside pytest -p no:cacheprovider --durations=10 "${BESIDE_SUITES[@]}"
+    && stage pytest-beside pytest -p no:cacheprovider --durations=10 "${BESIDE_SUITES[@]}" \
+    && stage pytest-app-units pytest -p no:cacheprovider --durations=5 -m app_unit tests/app
 }
 
 stage lint make --no-print-directory lint || exit 1
@@ -49,7 +50,7 @@ cat "$BUILD/beside.log"
 # Every other suite (a new folder under tests/ lands here by itself).
 ignore=()
 for suite in "${APPLIANCE_SUITES[@]}" "${BESIDE_SUITES[@]}"; do ignore+=(--ignore "$suite"); done
-stage pytest-rest pytest --durations=15 tests "${ignore[@]}"
+stage pytest-rest pytest --durations=15 -m "not app_unit" tests "${ignore[@]}"
 rest_rc=$?
 
 [ "$appliance_rc" -eq 0 ] && [ "$beside_rc" -eq 0 ] && [ "$rest_rc" -eq 0 ]

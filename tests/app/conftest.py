@@ -15,6 +15,15 @@ from edgeface.values import Box
 from servers import PEOPLE, Publisher, RtmpServer, face_video, free_port
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the app's quick tests (tests/stages.sh runs them beside the appliance's suites: they
+    time nothing and share no host state with it; the streams run alone, after it)."""
+    here = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(here) and item.get_closest_marker("slow") is None:
+            item.add_marker(pytest.mark.app_unit)
+
+
 @pytest.fixture(scope="session")
 def video(sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """1280x720 H.264 video of Obama (~90 px face) and Biden (~63 px face), 15 fps."""
