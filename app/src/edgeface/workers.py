@@ -129,7 +129,7 @@ class WorkerPool:
     """`count` worker processes for every camera of the device; `infer()` from any thread."""
 
     def __init__(self, config: AppConfig, liveness: Liveness, stopping: threading.Event) -> None:
-        self.workers = [InferenceWorker(config) for _ in range(config.inference_workers)]
+        self.workers = [InferenceWorker(config) for _index in range(config.inference_workers)]
         self.slots = [WorkerSlot(index, worker, stopping) for index, worker in enumerate(self.workers)]
         self._liveness = liveness
         self._stopping = stopping
@@ -226,7 +226,8 @@ class WorkerPool:
     def stop(self, remaining: Callable[[], float]) -> bool:
         """Wait for the workers to exit, each up to `remaining()` s (the shutdown's deadline);
         True when each exited by itself."""
-        return all([worker.stop(remaining()) for worker in self.workers])
+        exited = [worker.stop(remaining()) for worker in self.workers]  # every one, not up to a failure
+        return all(exited)
 
 
 def exit_reason(code: int) -> str:
