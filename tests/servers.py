@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -66,6 +66,22 @@ CHROMIUM_ARGS = (
     "--disable-sync",
     "--no-first-run",
 )
+
+
+@contextlib.contextmanager
+def chromium(profile: Path, **options: Any) -> Iterator[Any]:
+    """This machine's Chromium, headless, with its own profile folder: the browser context
+    (playwright's), closed on exit. `options` go to launch_persistent_context (e.g. viewport)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch_persistent_context(
+            str(profile), executable_path=CHROMIUM, headless=True, args=list(CHROMIUM_ARGS), **options
+        )
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

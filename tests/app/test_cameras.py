@@ -14,11 +14,10 @@ from edgeface.config import AppConfig, parse_cameras
 from edgeface.pipeline import Pipeline
 from edgeface.web import create_app
 from servers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     AppServer,
     Publisher,
     RtmpServer,
+    chromium,
     get_json,
     wait_until,
     watch_mjpeg,
@@ -94,41 +93,28 @@ def test_metrics_and_health_name_the_camera(two_cameras: tuple[str, Pipeline]) -
 def test_the_page_shows_every_camera_in_a_grid_one_large_on_click(
     two_cameras: tuple[str, Pipeline], tmp_path: Path
 ) -> None:
-    from playwright.sync_api import sync_playwright
-
     url, _ = two_cameras
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=list(CHROMIUM_ARGS),
-            viewport={"width": 1400, "height": 900},
+    with chromium(tmp_path / "profile", viewport={"width": 1400, "height": 900}) as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/", wait_until="domcontentloaded")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('figure.camera img')]"
+            ".every((img) => img.naturalWidth === 1280)",
+            timeout=30_000,
         )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}/", wait_until="domcontentloaded")
-            page.wait_for_function(
-                "() => [...document.querySelectorAll('figure.camera img')]"
-                ".every((img) => img.naturalWidth === 1280)",
-                timeout=30_000,
-            )
-            page.wait_for_function(
-                "() => document.getElementById('names').textContent.includes('hall')", timeout=30_000
-            )
-            names = page.locator("#names li").all_text_contents()
-            widths = page.evaluate(
-                "() => [...document.querySelectorAll('figure.camera')].map((f) => f.clientWidth)"
-            )
-            page.screenshot(path=str(BUILD / "cameras-page.png"))
-            page.locator('figure[data-camera="hall"]').click()
-            large = page.evaluate(
-                "() => [...document.querySelectorAll('figure.camera')]"
-                ".map((f) => f.classList.contains('large'))"
-            )
-            hall_width = page.locator('figure[data-camera="hall"]').evaluate("(f) => f.clientWidth")
-        finally:
-            browser.close()
+        page.wait_for_function(
+            "() => document.getElementById('names').textContent.includes('hall')", timeout=30_000
+        )
+        names = page.locator("#names li").all_text_contents()
+        widths = page.evaluate(
+            "() => [...document.querySelectorAll('figure.camera')].map((f) => f.clientWidth)"
+        )
+        page.screenshot(path=str(BUILD / "cameras-page.png"))
+        page.locator('figure[data-camera="hall"]').click()
+        large = page.evaluate(
+            "() => [...document.querySelectorAll('figure.camera')].map((f) => f.classList.contains('large'))"
+        )
+        hall_width = page.locator('figure[data-camera="hall"]').evaluate("(f) => f.clientWidth")
 
     assert sorted(names) == sorted(f"{name} · {camera}" for name in BOTH for camera in ("door", "hall"))
     assert widths[0] == widths[1]  # a grid of equal tiles

@@ -24,12 +24,11 @@ from edgeface.pipeline import Pipeline
 from edgeface.tracks import RECHECK_SECONDS
 from edgeface.web import create_app
 from servers import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     AppServer,
     Publisher,
     RtmpServer,
     Viewers,
+    chromium,
     get_json,
     wait_until,
 )
@@ -244,34 +243,23 @@ def test_head_of_the_video_feed_answers_at_once(live: LiveApp) -> None:
 
 
 def test_headless_chromium_shows_the_stream_and_names(live: LiveApp, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=list(CHROMIUM_ARGS),
+    with chromium(tmp_path / "profile") as browser:
+        page = browser.new_page()
+        page.goto(f"{live.url}/", wait_until="domcontentloaded")
+        page.wait_for_function(
+            "() => { const img = document.getElementById('stream');"
+            " return img && img.naturalWidth > 0 && img.naturalHeight > 0; }",
+            timeout=30_000,
         )
-        try:
-            page = browser.new_page()
-            page.goto(f"{live.url}/", wait_until="domcontentloaded")
-            page.wait_for_function(
-                "() => { const img = document.getElementById('stream');"
-                " return img && img.naturalWidth > 0 && img.naturalHeight > 0; }",
-                timeout=30_000,
-            )
-            size = page.evaluate(
-                "() => [document.getElementById('stream').naturalWidth,"
-                " document.getElementById('stream').naturalHeight]"
-            )
-            page.wait_for_function(
-                "() => document.getElementById('names').textContent.includes('Barack Obama')", timeout=30_000
-            )
-            names = page.locator("#names li").all_text_contents()
-            version = page.locator("#model-version").text_content()
-        finally:
-            browser.close()
+        size = page.evaluate(
+            "() => [document.getElementById('stream').naturalWidth,"
+            " document.getElementById('stream').naturalHeight]"
+        )
+        page.wait_for_function(
+            "() => document.getElementById('names').textContent.includes('Barack Obama')", timeout=30_000
+        )
+        names = page.locator("#names li").all_text_contents()
+        version = page.locator("#model-version").text_content()
 
     assert size == [1280, 720]
     assert sorted(names) == ["Barack Obama", "Unknown"]
