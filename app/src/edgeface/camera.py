@@ -132,7 +132,7 @@ class CameraLoop:
         """Scan a part of a new scene nobody took yet on `frame`, and make the first attempts of
         the faces it finds at once (a round trip saved on every cut). False when there was no
         part to take."""
-        taken = self.scene.part(frame.image)
+        taken = self.scene.part(frame.image, frame.grey)
         if taken is None:
             return False
         part, region = taken
@@ -198,7 +198,7 @@ class FollowLoop(CameraLoop):
         """As CameraLoop.follow, but faces in a picture unchanged around them are kept where they
         are without a worker (edgeface.scanning.StillFaces): 0 seconds then."""
         faces = self.tracks.faces()
-        if self._still.unchanged(frame.image, faces) and self.tracks.held(frame.number):
+        if self._still.unchanged(frame.image, faces, frame.grey) and self.tracks.held(frame.number):
             return 0.0
         seconds = super().follow(frame)
         if seconds is not None:
@@ -254,15 +254,12 @@ class ScanLoop(CameraLoop):
         else:
             followed = self.tracks.boxes()
             due = self.tracks.to_encode(limit=SCAN_ENCODINGS)
-            plan = self.scene.plan(frame.image, followed, patrol=time.monotonic() >= self.patrol_at)
+            patrol = time.monotonic() >= self.patrol_at
+            plan = self.scene.plan(frame.image, followed, patrol, frame.grey)
             if not plan.regions and not due:
                 return  # nothing changed, nobody due: the next frame is looked at
-            seconds = self.scan(
-                frame,
-                pieces(plan.regions, frame.image.shape[0] * frame.image.shape[1] // PIECES),
-                due,
-                plan.whole,
-            )
+            most = frame.image.shape[0] * frame.image.shape[1] // PIECES
+            seconds = self.scan(frame, pieces(plan.regions, most), due, followed, plan.whole)
             if seconds is not None and plan.idle:
                 self.patrol_at = time.monotonic() + IDLE_SECONDS
         if seconds is None:
@@ -270,10 +267,12 @@ class ScanLoop(CameraLoop):
         if self.scene.rest(self.budget.spend(seconds)):
             self.budget.forgive()
 
-    def scan(self, frame: Frame, regions: list[Box], due: list[tuple[int, Box]], whole: bool) -> float | None:
-        """Scan `regions` of `frame` one job each (the attempts `due` with the first), stopping
-        when the scene cuts meanwhile; the workers' seconds, None when one failed."""
-        followed = self.tracks.boxes()
+    def scan(
+        self, frame: Frame, regions: list[Box], due: list[tuple[int, Box]], followed: list[Box], whole: bool
+    ) -> float | None:
+        """Scan `regions` of `frame` one job each (the attempts `due` with the first; the faces
+        `followed` not encoded again), stopping when the scene cuts meanwhile; the workers'
+        seconds, None when one failed."""
         spent = 0.0
         for index, region in enumerate(regions or [None]):
             if index and not self.scene.current(frame):
@@ -334,7 +333,7 @@ class Camera:
         several: bool,
     ) -> None:
         """`several`: the device has more cameras (the loops' names then carry this one's)."""
-        self.spec, self.name, self.config = spec, spec.name, config
+        self.name, self.config = spec.name, config
         self.liveness, self.stopping = liveness, stopping
         self._several = several
         self.size = (config.frame_width, config.frame_height)

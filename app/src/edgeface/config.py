@@ -105,10 +105,6 @@ class CameraSpec:
     url: str
     device: int | None = None
 
-    @property
-    def description(self) -> str:
-        return f"camera {self.device}" if self.device is not None else self.url
-
 
 def camera_name_of(url: str) -> str:
     """The one camera's name: the last part of its URL's path when that is a valid name (the

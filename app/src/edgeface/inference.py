@@ -38,7 +38,7 @@ from typing import IO, Any
 import numpy as np
 
 from edgeface.config import AppConfig
-from edgeface.detector import Detector, DetectorBackend, overlap, probe_backend
+from edgeface.detector import Detector, DetectorBackend, grown, overlap, probe_backend
 from edgeface.model import FaceModel, ModelError, load_model
 from edgeface.naming import SURE_MARGIN, UNKNOWN_MARGIN
 from edgeface.recogniser import FROM_ENVIRONMENT, Recogniser, choose_tolerance, encode_faces, model_tolerance
@@ -138,11 +138,11 @@ def shifted(box: Box, down: int, right: int) -> Box:
 def job_extent(job: Job, shape: tuple[int, ...]) -> Box:
     """The part of a frame of `shape` (H, W, ...) that `job` looks at: its regions, and each face
     to encode with ENCODE_MARGIN around it."""
+    height, width = shape[:2]
     if isinstance(job, FollowJob):
         boxes = [region.region for region in job.regions]
     else:
-        boxes = list(job.regions) + [_grown(box, ENCODE_MARGIN) for _, box in job.encode]
-    height, width = shape[:2]
+        boxes = list(job.regions) + [grown(box, ENCODE_MARGIN, (height, width)) for _, box in job.encode]
     if not boxes:
         return Box(0, 0, 0, 0)
     return Box(
@@ -151,11 +151,6 @@ def job_extent(job: Job, shape: tuple[int, ...]) -> Box:
         min(height, max(box.bottom for box in boxes)),
         max(0, min(box.left for box in boxes)),
     )
-
-
-def _grown(box: Box, margin: float) -> Box:
-    grow_y, grow_x = int(box.height * margin), int(box.width * margin)
-    return Box(box.top - grow_y, box.right + grow_x, box.bottom + grow_y, box.left - grow_x)
 
 
 def job_to_wire(job: Job, origin: Box) -> dict[str, Any]:

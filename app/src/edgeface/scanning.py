@@ -79,9 +79,10 @@ class SceneWatch:
     def __init__(self) -> None:
         self._previous: np.ndarray | None = None
 
-    def cut(self, bgr: np.ndarray) -> bool:
-        """Whether `bgr` starts a new scene (the first frame does)."""
-        grey = thumbnail(bgr)
+    def cut(self, bgr: np.ndarray, grey: np.ndarray | None = None) -> bool:
+        """Whether `bgr` starts a new scene (the first frame does); `grey`: its thumbnail when
+        already made (`Frame.grey`), else it is made here."""
+        grey = thumbnail(bgr) if grey is None else grey
         previous, self._previous = self._previous, grey
         return previous is None or bool(changed(grey, previous).mean() > CUT_FRACTION)
 
@@ -97,15 +98,17 @@ class ScanPlanner:
         """A new scene (a cut, the stream back): its next frame is scanned whole."""
         self._reference = None
 
-    def plan(self, bgr: np.ndarray, followed: Sequence[Box], patrol: bool = True) -> ScanPlan:
-        """What to scan on `bgr` (HxWx3 uint8), the faces being followed at `followed`; when
-        nothing changed, the next tile if `patrol`, else nothing (and `bgr` is not the
-        reference the next plan compares with)."""
+    def plan(
+        self, bgr: np.ndarray, followed: Sequence[Box], patrol: bool = True, grey: np.ndarray | None = None
+    ) -> ScanPlan:
+        """What to scan on `bgr` (HxWx3 uint8; `grey`: its thumbnail when already made), the faces
+        being followed at `followed`; when nothing changed, the next tile if `patrol`, else
+        nothing (and `bgr` is not the reference the next plan compares with)."""
         import cv2  # noqa: PLC0415
 
         height, width = bgr.shape[:2]
         whole = Box(0, width, height, 0)
-        grey = thumbnail(bgr)
+        grey = thumbnail(bgr) if grey is None else grey
         reference, self._reference = self._reference, grey
         if reference is None:
             return ScanPlan([whole], whole=True)
@@ -153,9 +156,12 @@ class StillFaces:
         self._at = float("-inf")
         self._grey: np.ndarray | None = None
 
-    def unchanged(self, bgr: np.ndarray, faces: Sequence[tuple[int, Box]]) -> bool:
-        """Whether the faces (track id, box) on `bgr` (HxWx3) can be kept without a follow."""
-        self._grey = thumbnail(bgr)
+    def unchanged(
+        self, bgr: np.ndarray, faces: Sequence[tuple[int, Box]], grey: np.ndarray | None = None
+    ) -> bool:
+        """Whether the faces (track id, box) on `bgr` (HxWx3; `grey`: its thumbnail when already
+        made) can be kept without a follow."""
+        self._grey = thumbnail(bgr) if grey is None else grey
         reference = self._reference
         if (
             reference is None

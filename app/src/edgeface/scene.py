@@ -1,7 +1,7 @@
 """A camera's scene, in one object: when it cuts, how the first scan of a new scene is shared out,
 and where the next scans look.
 
-- The capture thread asks `watch(image)` of every frame (edgeface.scanning.SceneWatch, well under
+- The capture thread asks `watch(image, grey)` of every frame (edgeface.scanning.SceneWatch, well under
   1 ms): a cut makes that frame the first of a new scene (`Frame.scene`).
 - The first thread to see a frame of a new scene (the display or an inference loop) begins it
   (`enter`): the faces followed so far are someone else's (`FaceTracks.cut`), none is drawn until
@@ -37,9 +37,10 @@ class Scene:
         self._started_lock = threading.Lock()
         self.cut_event = threading.Event()  # set on a cut and at stop: a resting scanner wakes up
 
-    def watch(self, image: np.ndarray) -> bool:
-        """Whether `image`, the next frame captured, starts a new scene (capture thread only)."""
-        return self._watch.cut(image)
+    def watch(self, image: np.ndarray, grey: np.ndarray) -> bool:
+        """Whether `image` (`grey`: its thumbnail), the next frame captured, starts a new scene
+        (capture thread only)."""
+        return self._watch.cut(image, grey)
 
     def enter(self, frame: Frame) -> None:
         """Begin the scene `frame` is of, unless begun: by the first thread to see one of its
@@ -75,18 +76,23 @@ class Scene:
             self._planner.reset()
             self.share.restart()
 
-    def part(self, image: np.ndarray) -> tuple[int, Box] | None:
+    def part(self, image: np.ndarray, grey: np.ndarray | None = None) -> tuple[int, Box] | None:
         """(id, region) of a part of a new scene's first scan that nobody took yet, to scan on
-        `image` (HxWx3), or None; `share.done(id)` once reported. The first caller after
-        restart() cuts `image` in halves (edgeface.scanning.halves) and makes it the reference
-        of the next plans; each half goes to the first loop free to scan it."""
+        `image` (HxWx3; `grey`: its thumbnail when already made), or None; `share.done(id)` once
+        reported. The first caller after restart() cuts `image` in halves
+        (edgeface.scanning.halves) and makes it the reference of the next plans; each half goes
+        to the first loop free to scan it."""
         with self._planner_lock:
-            return self.share.take(lambda: self._planner.plan(image, []).regions[0], split=self._split)
+            return self.share.take(
+                lambda: self._planner.plan(image, [], grey=grey).regions[0], split=self._split
+            )
 
-    def plan(self, image: np.ndarray, followed: Sequence[Box], patrol: bool = True) -> ScanPlan:
-        """The next scan's plan on `image`, the faces followed at `followed`."""
+    def plan(
+        self, image: np.ndarray, followed: Sequence[Box], patrol: bool = True, grey: np.ndarray | None = None
+    ) -> ScanPlan:
+        """The next scan's plan on `image` (`grey`: its thumbnail), the faces followed at `followed`."""
         with self._planner_lock:
-            return self._planner.plan(image, followed, patrol)
+            return self._planner.plan(image, followed, patrol, grey)
 
     def rest(self, seconds: float) -> bool:
         """Rest up to `seconds` unless the scene cuts meanwhile (True then)."""

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from edgeface.liveness import Heartbeat
+from edgeface.scanning import thumbnail
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class Frame:
     captured: float  # wall clock (time.time()) when read() returned, seconds
     received: float  # time.monotonic() at the same moment, for ages
     scene: int = 0  # number of the first frame of its scene (its own on a cut; 0 without `cuts`)
+    grey: np.ndarray | None = None  # the change map's thumbnail (edgeface.scanning), made once here
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,7 @@ class VideoSource:
         open_timeout: float = 10.0,
         max_backoff: float = 2.0,
         heartbeat: Heartbeat | None = None,
-        cuts: Callable[[np.ndarray], bool] | None = None,
+        cuts: Callable[[np.ndarray, np.ndarray], bool] | None = None,
     ) -> None:
         """`cuts` tells, for each frame in capture order, whether it starts a new scene
         (edgeface.scanning.SceneWatch.cut): every reader of a frame then knows its scene."""
@@ -326,9 +328,10 @@ class VideoSource:
         now = time.monotonic()
         self._frames += 1
         self._recent.append(now)
-        if self._cuts is not None and self._cuts(image):
+        grey = thumbnail(image)  # for the scene watch, the scanner's plans and the still faces
+        if self._cuts is not None and self._cuts(image, grey):
             self._scene = self._frames
-        frame = Frame(image=image, number=self._frames, captured=time.time(), received=now, scene=self._scene)
+        frame = Frame(image, self._frames, time.time(), now, scene=self._scene, grey=grey)
         with self._new_frame:
             self._latest = frame
             self._error = None
