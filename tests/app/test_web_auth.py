@@ -124,11 +124,11 @@ def session_cookie(cookies: list[str]) -> str:
     return f"{SESSION_COOKIE}={jar[SESSION_COOKIE].value}"
 
 
-def read_stream(site: Site, headers: str = "", seconds: float = 1.5) -> bytes:
-    """Everything the server sends for `GET /video_feed` within `seconds` (or until it closes)."""
+def read_stream(site: Site, headers: str = "", seconds: float = 1.5, path: str = "/video_feed") -> bytes:
+    """Everything the server sends for `GET path` (a stream) within `seconds` (or until it closes)."""
     received = b""
     with socket.create_connection((site.host, site.port), timeout=seconds) as connection:
-        connection.sendall(f"GET /video_feed HTTP/1.1\r\nHost: edge\r\n{headers}\r\n".encode())
+        connection.sendall(f"GET {path} HTTP/1.1\r\nHost: edge\r\n{headers}\r\n".encode())
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             try:
@@ -155,6 +155,19 @@ def test_with_a_session_the_stream_sends_frames(site: Site) -> None:
 
     assert received.startswith(b"HTTP/1.1 200 ")
     assert b"--frame" in received and b"\xff\xd8" in received
+
+
+def test_a_cameras_own_stream_is_checked_like_the_first(site: Site) -> None:
+    _, cookies = site.login(USER, PASSWORD)
+    session = f"Cookie: {session_cookie(cookies)}\r\n"
+
+    refused = read_stream(site, path="/video_feed/test")  # the one camera of rtmp://.../live/test
+    served = read_stream(site, session, path="/video_feed/test")
+    unknown = read_stream(site, session, path="/video_feed/garage")
+
+    assert refused.startswith(b"HTTP/1.1 401 ") and b"\xff\xd8" not in refused
+    assert served.startswith(b"HTTP/1.1 200 ") and b"--frame" in served
+    assert unknown.startswith(b"HTTP/1.1 404 ")
 
 
 def test_a_bearer_token_does_not_open_the_stream(site: Site) -> None:
