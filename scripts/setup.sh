@@ -19,7 +19,7 @@ log() { printf '==> %s\n' "$*"; }
 
 APT_PACKAGES=(
   podman catatonit buildah skopeo runc uidmap fuse-overlayfs slirp4netns iptables
-  docker-registry nginx libnginx-mod-rtmp ffmpeg
+  docker-registry nginx libnginx-mod-rtmp ffmpeg mosquitto mosquitto-clients
   debootstrap systemd-container qemu-user-static
   chromium chromium-driver
   make git curl ca-certificates sudo
