@@ -4,7 +4,7 @@
 #   scripts/build-images.sh [options] [IMAGE...]
 #
 # IMAGE: webapp, webapp-l4t, model, busybox, nginx-rtmp, registry, seaweedfs (the embedded S3
-# store). Default: webapp, nginx-rtmp, registry, model (plus busybox, the model's base, with
+# store), mosquitto (the embedded MQTT broker). Default: webapp, nginx-rtmp, registry, model (plus busybox, the model's base, with
 # --offline-base). Without --model-file the
 # model image holds the empty model a new appliance starts with (`edgeface init-model`, made with
 # the webapp image), tagged "initial" and built only once.
@@ -21,7 +21,7 @@
 #   --registry-source S   upstream (pull docker.io/library/registry:2, pinned, the default) or debian
 #                         (build from Debian's docker-registry; implied by --offline-base)
 #   --prefix REF          image name prefix (default localhost/ai-for-edge)
-#   --tag TAG             tag of webapp, webapp-l4t, busybox, nginx-rtmp, registry (default: the
+#   --tag TAG             tag of webapp, webapp-l4t, busybox, nginx-rtmp, registry, mosquitto (default: the
 #                         app's version in app/pyproject.toml, which the workload roles pull)
 #   --model-file PATH     the model.data that goes into the model image
 #   --model-version V     the model image's tag and label (default: now, UTC, YYMMDDHHMM, with
@@ -147,8 +147,8 @@ if [ ${#images[@]} -eq 0 ]; then
 fi
 for name in "${images[@]}"; do
   case "$name" in
-    webapp|webapp-l4t|model|busybox|nginx-rtmp|registry|seaweedfs) ;;
-    *) die "unknown image '$name' (expected webapp, webapp-l4t, model, busybox, nginx-rtmp, registry, seaweedfs)" ;;
+    webapp|webapp-l4t|model|busybox|nginx-rtmp|registry|seaweedfs|mosquitto) ;;
+    *) die "unknown image '$name' (expected webapp, webapp-l4t, model, busybox, nginx-rtmp, registry, seaweedfs, mosquitto)" ;;
   esac
 done
 if [[ " ${images[*]} " == *" model "* ]]; then
