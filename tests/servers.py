@@ -1,5 +1,5 @@
 """Real servers on loopback for the tests and benchmarks: nginx-rtmp, an ffmpeg publisher, S3
-(SeaweedFS), a container registry.
+(SeaweedFS), a container registry, an MQTT broker (Mosquitto), an HTTPS webhook receiver.
 
 Nothing here is a stand-in: `RtmpServer` runs Debian's nginx with `ngx_rtmp_module` from a temporary
 configuration on 127.0.0.1 and a free port, and `Publisher` runs ffmpeg pushing a real H.264 video
@@ -539,6 +539,124 @@ class S3Server(S3Endpoint):
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+
+
+class Mosquitto:
+    """Debian's Mosquitto on 127.0.0.1 and a free port (the same one across `restart`s): no
+    anonymous clients, users and passwords from `users`, TLS from `site`'s CA when given."""
+
+    def __init__(self, users: dict[str, str], site: SiteCredentials | None = None) -> None:
+        self.port = free_port()
+        self.users = users
+        self.site = site
+        self.directory = Path(tempfile.mkdtemp(prefix="mosquitto-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{'mqtts' if self.site else 'mqtt'}://127.0.0.1:{self.port}"
+
+    def start(self) -> Mosquitto:
+        # Started as root, Mosquitto drops to its own user: it must read every file here.
+        self.directory.chmod(0o755)
+        passwords = self.directory / "passwd"
+        passwords.write_text("")
+        for user, password in self.users.items():
+            subprocess.run(["mosquitto_passwd", "-b", str(passwords), user, password], check=True)
+        passwords.chmod(0o644)
+        tls = ""
+        if self.site:
+            cert, key = self.site.server_certificate(self.directory)
+            key.chmod(0o644)
+            tls = f"certfile {cert}\nkeyfile {key}\n"
+        config = self.directory / "mosquitto.conf"
+        config.write_text(
+            f"listener {self.port} 127.0.0.1\n{tls}allow_anonymous false\npassword_file {passwords}\n"
+            "persistence false\n"
+        )
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, signal.SIGKILL)
+            self.process = None
+
+    def __enter__(self) -> Mosquitto:
+        return self.start()
+
+    def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class WebhookReceiver:
+    """An HTTPS server (a certificate from `site`'s CA) that keeps every POST whose
+    X-Edgeface-Signature is the HMAC-SHA256 of its body with `secret`; one with a wrong or missing
+    signature is answered 401 and counted in `refused`. `hang` makes it take requests and never
+    answer (a receiver that hangs)."""
+
+    def __init__(self, secret: bytes, site: SiteCredentials) -> None:
+        self.secret, self.site = secret, site
+        self.received: list[dict[str, Any]] = []
+        self.refused = 0
+        self.hang = threading.Event()
+        self.directory = Path(tempfile.mkdtemp(prefix="webhook-"))
+        self.server: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.server.server_address[1]}/hooks/edgeface"
+
+    def start(self) -> WebhookReceiver:
+        import hashlib
+        import hmac
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                if receiver.hang.is_set():
+                    time.sleep(30)
+                    return
+                expected = "sha256=" + hmac.new(receiver.secret, body, hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(expected, self.headers.get("X-Edgeface-Signature", "")):
+                    receiver.refused += 1
+                    self.send_response(401)
+                else:
+                    receiver.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        cert, key = self.site.server_certificate(self.directory)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, name="webhook-receiver", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> WebhookReceiver:
         return self.start()
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
