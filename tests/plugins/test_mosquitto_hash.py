@@ -32,7 +32,8 @@ def broker() -> Iterator[int]:
     (tmp_path / "passwd").write_text(f"edge:{mosquitto_hash('correct horse', SALT)}\n")
     port = free_port()
     (tmp_path / "m.conf").write_text(
-        f"listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {tmp_path / 'passwd'}\npersistence false\n"
+        f"listener {port} 127.0.0.1\nallow_anonymous false\n"
+        f"password_file {tmp_path / 'passwd'}\npersistence false\n"
     )
     for path in tmp_path.iterdir():
         path.chmod(0o644)
@@ -45,7 +46,8 @@ def broker() -> Iterator[int]:
 
 def publish(port: int, password: str) -> int:
     argv = ["mosquitto_pub", "-h", "127.0.0.1", "-p", str(port), "-u", "edge", "-P", password]
-    return subprocess.run([*argv, "-t", "t", "-m", "m"], capture_output=True, timeout=10, check=False).returncode
+    argv += ["-t", "t", "-m", "m"]
+    return subprocess.run(argv, capture_output=True, timeout=10, check=False).returncode
 
 
 def test_mosquitto_accepts_the_filters_hash_and_refuses_another_password(broker: int) -> None:
