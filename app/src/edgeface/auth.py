@@ -9,7 +9,7 @@ without a credential and the refusal is written in one place.
 Routes fall into three classes (`ACCESS`; a path not listed needs a person's session):
 
     open      /healthz, /readyz, /login and its stylesheet: no credential
-    machine   /api/status, /metrics: a bearer token (`Authorization: Bearer ...`) or a session
+    machine   /api/status, /api/recognize, /metrics: a bearer token (`Authorization: Bearer ...`) or a session
     person    everything else (/, /video_feed, /static/status.js, /logout): a session
 
 People log in with a name and password from the users file (`name:role:hash` lines, scrypt
@@ -55,6 +55,7 @@ ACCESS = {
     "/login": OPEN,
     "/static/style.css": OPEN,
     "/api/status": MACHINE,
+    "/api/recognize": MACHINE,
     "/metrics": MACHINE,
 }
 """Access class per path; any other path needs a session (PERSON)."""

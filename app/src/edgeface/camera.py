@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from edgeface.annotator import annotate, no_signal_frame
@@ -331,8 +331,10 @@ class Camera:
         liveness: Liveness,
         stopping: threading.Event,
         several: bool,
+        track_ids: Iterator[int] | None = None,
     ) -> None:
-        """`several`: the device has more cameras (the loops' names then carry this one's)."""
+        """`several`: the device has more cameras (the loops' names then carry this one's);
+        `track_ids`: the device's count of face tracks (edgeface.tracks.FaceTracks)."""
         self.name, self.config = spec.name, config
         self.liveness, self.stopping = liveness, stopping
         self._several = several
@@ -341,7 +343,11 @@ class Camera:
         self.view = View(self.metrics)
         tolerance = config.face_tolerance if config.face_tolerance is not None else DEFAULT_TOLERANCE
         self.tracks = FaceTracks(
-            tolerance, config.face_unknown_distance, config.face_min_size, recheck=config.face_track_seconds
+            tolerance,
+            config.face_unknown_distance,
+            config.face_min_size,
+            recheck=config.face_track_seconds,
+            ids=track_ids,
         )
         self.scene = Scene(self.tracks, self.view.clear, split=config.inference_workers > 1)
         self.source = VideoSource(

@@ -54,6 +54,14 @@ with a WARNING: far too slow for live video; edgeface.detector.probe_backend has
 so that a rollout to a device without its GPU fails (the roles set it on a Jetson); /healthz is
 not affected.
 
+Events (new, all off by default; edgeface.events): `EVENTS_MQTT_URL` (`mqtt://host:1883` or
+`mqtts://host:8883`) with `EVENTS_MQTT_USERNAME` and `EVENTS_MQTT_PASSWORD_FILE` (both required:
+the broker must ask for a credential), `EVENTS_MQTT_CA_FILE` (the CA an mqtts broker's certificate
+is checked against; default the system's), `EVENTS_MQTT_TOPIC` (prefix, default `edgeface`),
+`EVENTS_MQTT_HA_DISCOVERY` (Home Assistant discovery, default off); `EVENTS_WEBHOOK_URL` (https://,
+or http:// when the URL says so) with `EVENTS_WEBHOOK_SECRET_FILE` (required: the HMAC key) and
+`EVENTS_WEBHOOK_CA_FILE`; `EVENTS_SNAPSHOTS` (a small face crop in each event, default off).
+
 A bad value stops start-up with `ConfigError` naming the variable and what it accepts.
 """
 
@@ -63,6 +71,7 @@ import ipaddress
 import logging
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -72,6 +81,7 @@ DEFAULT_STREAM_URL = "rtmp://nginx-rtmp:1935/live/test"
 CAMERA_NAME = re.compile(r"[a-z0-9-]{1,32}")
 DEFAULT_CAMERA = "camera"
 """The name of the one camera of VIDEO_STREAM_URL when its URL does not end in one (CameraSpec)."""
+TOPIC = re.compile(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*")
 DEFAULT_FACE_RATIO = 1.0
 DEFAULT_FACE_LOC_NTU = 1
 DEFAULT_FACE_MIN_SIZE = 40
@@ -163,6 +173,16 @@ class AppConfig:
     face_blur_unknown: bool = False  # blur Unknown faces in the served video
     metrics_per_person: bool = False  # /metrics counts faces by name (else only known / Unknown)
     model_sha256: str | None = None  # the model file's expected sha256 (hex); None: not checked
+    events_mqtt_url: str | None = None  # mqtt://host[:1883] or mqtts://host[:8883]; None: no MQTT
+    events_mqtt_username: str | None = None
+    events_mqtt_password_file: Path | None = None
+    events_mqtt_ca_file: Path | None = None  # None: the system's CAs
+    events_mqtt_topic: str = "edgeface"  # topic prefix
+    events_mqtt_ha_discovery: bool = False  # publish Home Assistant discovery configs
+    events_webhook_url: str | None = None  # https://... (http:// only when written so); None: none
+    events_webhook_secret_file: Path | None = None  # the HMAC-SHA256 key of X-Edgeface-Signature
+    events_webhook_ca_file: Path | None = None  # None: the system's CAs
+    events_snapshots: bool = False  # a small JPEG of the face in appeared/renamed events
 
     @property
     def cameras(self) -> tuple[CameraSpec, ...]:
@@ -224,6 +244,52 @@ def _sha256(text: str) -> str:
 
 def _proxy(text: str) -> str:
     return text if text == "*" else str(ipaddress.ip_address(text))
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        parsed = urllib.parse.urlsplit(text)
+        if parsed.scheme not in schemes or not parsed.hostname or parsed.password is not None:
+            raise ValueError(text)
+        if parsed.port == 0:  # reading the port raises ValueError for one out of range
+            raise ValueError(text)
+        return text
+
+    return check
+
+
+def _topic(text: str) -> str:
+    if len(text) > 64 or not TOPIC.fullmatch(text):
+        raise ValueError(text)
+    return text
+
+
+def _check_events(config: AppConfig) -> None:
+    """The event settings that only make sense together."""
+    if config.events_mqtt_url is None:
+        for name, value in (
+            ("EVENTS_MQTT_USERNAME", config.events_mqtt_username),
+            ("EVENTS_MQTT_PASSWORD_FILE", config.events_mqtt_password_file),
+            ("EVENTS_MQTT_CA_FILE", config.events_mqtt_ca_file),
+        ):
+            if value is not None:
+                raise ConfigError(f"{name} is set but EVENTS_MQTT_URL is not: set the broker's URL too")
+    elif config.events_mqtt_username is None or config.events_mqtt_password_file is None:
+        raise ConfigError(
+            "EVENTS_MQTT_URL needs EVENTS_MQTT_USERNAME and EVENTS_MQTT_PASSWORD_FILE: the broker must ask "
+            "for a credential"
+        )
+    if config.events_webhook_url is None:
+        for name, value in (
+            ("EVENTS_WEBHOOK_SECRET_FILE", config.events_webhook_secret_file),
+            ("EVENTS_WEBHOOK_CA_FILE", config.events_webhook_ca_file),
+        ):
+            if value is not None:
+                raise ConfigError(f"{name} is set but EVENTS_WEBHOOK_URL is not: set the receiver's URL too")
+    elif config.events_webhook_secret_file is None:
+        raise ConfigError(
+            "EVENTS_WEBHOOK_URL needs EVENTS_WEBHOOK_SECRET_FILE: the key its events are signed with"
+        )
 
 
 def _parse_cameras(environ: Mapping[str, str]) -> tuple[CameraSpec, ...] | None:
@@ -293,6 +359,33 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         "model_sha256": _parse(
             env, "MODEL_SHA256", _sha256, "64 hexadecimal digits (sha256sum of the model file)"
         ),
+        "events_mqtt_url": _parse(
+            env,
+            "EVENTS_MQTT_URL",
+            _url(("mqtt", "mqtts")),
+            "mqtt://host:port or mqtts://host:port, no password",
+        ),
+        "events_mqtt_username": _parse(env, "EVENTS_MQTT_USERNAME", str, "a user name"),
+        "events_mqtt_password_file": _parse(env, "EVENTS_MQTT_PASSWORD_FILE", Path, "a file path"),
+        "events_mqtt_ca_file": _parse(env, "EVENTS_MQTT_CA_FILE", Path, "a file path"),
+        "events_mqtt_topic": _parse(
+            env,
+            "EVENTS_MQTT_TOPIC",
+            _topic,
+            "a topic prefix: 1-64 of A-Z a-z 0-9 _ - / (no wildcards, no / at an end)",
+        ),
+        "events_mqtt_ha_discovery": _parse(env, "EVENTS_MQTT_HA_DISCOVERY", _switch, ON_OFF),
+        "events_webhook_url": _parse(
+            env,
+            "EVENTS_WEBHOOK_URL",
+            _url(("https", "http")),
+            "an https:// (or http://) URL without a password",
+        ),
+        "events_webhook_secret_file": _parse(env, "EVENTS_WEBHOOK_SECRET_FILE", Path, "a file path"),
+        "events_webhook_ca_file": _parse(env, "EVENTS_WEBHOOK_CA_FILE", Path, "a file path"),
+        "events_snapshots": _parse(env, "EVENTS_SNAPSHOTS", _switch, ON_OFF),
     }
     chosen = {key: value for key, value in values.items() if value is not None}
-    return replace(AppConfig(), **chosen)  # type: ignore[arg-type]
+    config = replace(AppConfig(), **chosen)  # type: ignore[arg-type]
+    _check_events(config)
+    return config

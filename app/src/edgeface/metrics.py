@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -44,6 +44,34 @@ class MetricFamilies:
         self.faces_encoded = Counter(
             "edgeface_faces_encoded", "Faces encoded (recognition attempts)", ["camera"], registry=registry
         )
+
+
+class EventMetrics:
+    """What the events count (edgeface.events): events by camera and type; per sink, events
+    dropped (its outbox full), failed deliveries or connections, and whether it is connected."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.events = Counter(
+            "edgeface_events", "Events sent to the sinks", ["camera", "type"], registry=registry
+        )
+        self.dropped = Counter(
+            "edgeface_events_dropped",
+            "Events a sink dropped (it could not send them in time)",
+            ["sink"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "edgeface_event_failures",
+            "Failed deliveries or connections of a sink",
+            ["sink"],
+            registry=registry,
+        )
+        self.up = Gauge(
+            "edgeface_event_sink_up", "1 while a sink is connected to its broker", ["sink"], registry=registry
+        )
+
+    def counted(self, camera: str, kind: str) -> None:
+        self.events.labels(camera, kind).inc()
 
 
 class CameraMetrics:

@@ -13,9 +13,11 @@ camera's (what single-camera callers and tests use).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -24,9 +26,14 @@ from edgeface.broadcaster import Broadcaster
 from edgeface.camera import Camera, View
 from edgeface.config import AppConfig
 from edgeface.detector import DetectorBackend
+from edgeface.events import EventSink, EventSinks, EventWatch
+from edgeface.events_mqtt import MqttSink
+from edgeface.events_webhook import WebhookSink
 from edgeface.inference import InferenceWorker, ModelInfo
 from edgeface.liveness import Liveness
-from edgeface.metrics import CameraMetrics, MetricFamilies, PipelineCollector
+from edgeface.metrics import CameraMetrics, EventMetrics, MetricFamilies, PipelineCollector
+from edgeface.picture import Recognised, recognise_picture
+from edgeface.recogniser import DEFAULT_TOLERANCE
 from edgeface.scene import Scene
 from edgeface.snapshot import DeviceSnapshot
 from edgeface.source import VideoSource
@@ -37,6 +44,32 @@ from edgeface.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 1.2  # the whole pipeline's shutdown deadline: `edgeface serve` ends within 2 s of SIGTERM
+SINK_STOP_SECONDS = 0.3  # of which a sink may take this long to say goodbye (MQTT's `offline`)
+
+
+def event_sinks(config: AppConfig, cameras: Sequence[str], metrics: EventMetrics) -> EventSinks:
+    """The sinks the configuration asks for (none by default); ConfigError naming the variable
+    when a credential or CA file is unusable."""
+    sinks: list[EventSink] = []
+    if config.events_mqtt_url is not None:
+        sinks.append(
+            MqttSink(
+                config,
+                cameras,
+                dropped=metrics.dropped.labels("mqtt").inc,
+                failed=metrics.failures.labels("mqtt").inc,
+                up=lambda connected: metrics.up.labels("mqtt").set(int(connected)),
+            )
+        )
+    if config.events_webhook_url is not None:
+        sinks.append(
+            WebhookSink(
+                config,
+                dropped=metrics.dropped.labels("webhook").inc,
+                failed=metrics.failures.labels("webhook").inc,
+            )
+        )
+    return EventSinks(sinks, counted=lambda event: metrics.counted(event.camera, event.type))
 
 
 class Pipeline:
@@ -48,10 +81,23 @@ class Pipeline:
         self.registry = registry or CollectorRegistry()
         families = MetricFamilies(self.registry, per_person=config.metrics_per_person)
         several = len(config.cameras) > 1
+        track_ids = itertools.count(1)  # a track id names one face on the device, whichever camera
         self.cameras = [
-            Camera(spec, config, families, liveness=self.liveness, stopping=self.stopping, several=several)
+            Camera(
+                spec,
+                config,
+                families,
+                liveness=self.liveness,
+                stopping=self.stopping,
+                several=several,
+                track_ids=track_ids,
+            )
             for spec in config.cameras
         ]
+        self.events = event_sinks(
+            config, [camera.name for camera in self.cameras], EventMetrics(self.registry)
+        )
+        self._event_threads: list[threading.Thread] = []
         self.registry.register(PipelineCollector(self.snapshot))
         self._started = False
 
@@ -75,7 +121,30 @@ class Pipeline:
         for camera in self.cameras:
             camera.start(self.pool)
             log.info("camera %s started on %s", camera.name, camera.source.description)
+        if self.events:
+            self.events.start()
+            for camera in self.cameras:
+                self._watch_events(camera)
         return self
+
+    def _watch_events(self, camera: Camera) -> None:
+        def newest_picture() -> Any:
+            frame = camera.source.latest()
+            return None if frame is None else frame.image
+
+        watch = EventWatch(
+            camera.name,
+            camera.tracks,
+            self.events,
+            model=lambda: self.pool.model.version,
+            frame=newest_picture if self.config.events_snapshots else None,
+            heartbeat=self.liveness.heartbeat(camera.loop_name("events")),
+            stopping=self.stopping,
+        )
+        thread = threading.Thread(target=watch.run, name=watch.heartbeat.name, daemon=True)
+        watch.heartbeat.attach(thread, 5.0)
+        thread.start()
+        self._event_threads.append(thread)
 
     def stop(self, timeout: float = STOP_SECONDS) -> bool:
         """Stop every thread and worker process within `timeout` seconds in all; True when each
@@ -97,6 +166,9 @@ class Pipeline:
         for camera in self.cameras:
             camera.join(remaining)
         self.pool.join(remaining())
+        for thread in self._event_threads:
+            thread.join(remaining())
+        self.events.stop(min(remaining(), SINK_STOP_SECONDS))
         exited = self.pool.stop(remaining)
         for camera in self.cameras:
             camera.source.stop(remaining())
@@ -179,6 +251,16 @@ class Pipeline:
         ):
             reasons.append(cpu_only)
         return reasons
+
+    def recognise(self, image: Any) -> Recognised | None:
+        """Every face of an uploaded picture (BGR) and who it is, with the tolerance the cameras
+        name faces with; None when no worker answered (edgeface.picture)."""
+        named = self.model.tolerance
+        if named is None:
+            named = (
+                self.config.face_tolerance if self.config.face_tolerance is not None else DEFAULT_TOLERANCE
+            )
+        return recognise_picture(self.pool, image, named, self.config.face_unknown_distance)
 
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(

@@ -17,12 +17,12 @@ import collections
 import itertools
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from edgeface.detector import grown, overlap
 from edgeface.naming import NameVote
-from edgeface.values import Box, Detection
+from edgeface.values import Box, Detection, Match
 
 FOLLOW_SIZE = 90.0
 """Face height (px) the follower scales each region to: what HOG finds surely and cheaply."""
@@ -80,6 +80,16 @@ class FaceTrack:
 
 
 @dataclass(frozen=True)
+class TrackedFace:
+    """A face the tracks hold: its track id, where it is, its voted name, its attempts so far."""
+
+    id: int
+    box: Box
+    match: Match
+    tried: int
+
+
+@dataclass(frozen=True)
 class FollowRegion:
     track: int  # FaceTrack.id
     region: Box
@@ -95,16 +105,19 @@ class FaceTracks:
         unknown: float | None = None,
         min_size: int = 40,
         clock: Callable[[], float] = time.monotonic,
+        *,
         recheck: float = RECHECK_SECONDS,
+        ids: Iterator[int] | None = None,
     ) -> None:
         """`recheck`: seconds between the attempts of a face tried FIRST_ATTEMPTS times
-        (FACE_TRACK_SECONDS; 0: as often as the workers are free)."""
+        (FACE_TRACK_SECONDS; 0: as often as the workers are free); `ids`: where track ids come
+        from (the device's cameras share one count, so a track id names one face on the device)."""
         self.named, self.unknown, self.min_size = named, unknown, min_size
         self.recheck = recheck
         self.clock = clock
         self._tracks: list[FaceTrack] = []
         self._scene = 0  # first frame of the current scene: reports on older frames are ignored
-        self._ids = itertools.count(1)
+        self._ids = ids if ids is not None else itertools.count(1)
         self._lock = threading.Lock()
 
     def follow_regions(self, frame_number: int, size: tuple[int, int]) -> list[FollowRegion]:
@@ -163,6 +176,15 @@ class FaceTracks:
             for track in self._tracks:
                 track.seen(frame_number, track.box, now)
             return True
+
+    def on_screen(self) -> list[TrackedFace]:
+        """Every face held now that was tried at least once, with its voted name."""
+        with self._lock:
+            return [
+                TrackedFace(track.id, track.box, track.vote.match(), track.vote.total)
+                for track in self._tracks
+                if track.vote.total
+            ]
 
     def boxes(self) -> list[Box]:
         with self._lock:

@@ -10,6 +10,8 @@
               or the worker process that died, so that the pod is restarted (a missing stream is not one)
 /readyz       503 with the reasons while the model is missing/corrupt or, with FACE_REQUIRE_CUDA=on, the
               detector runs on the CPU (a missing stream is not one); says where the detector runs
+/api/recognize  POST a picture (the body, or one file of a form; at most 8 MiB): its faces, each
+              as /api/status describes one (400 not a picture, 413 too large, 429 busy, 503 starting)
 /metrics      Prometheus text format
 /login        the login form (GET) and the login (POST); /logout (POST) ends the session
 
@@ -20,6 +22,7 @@ the page redirects to /login and the others answer 401; /healthz, /readyz and /l
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from flask import Flask, Response, abort, jsonify, render_template, request
@@ -30,13 +33,30 @@ from edgeface.auth import Authoriser, load_authoriser
 from edgeface.broadcaster import MIMETYPE
 from edgeface.config import AppConfig, load_config
 from edgeface.login import install
+from edgeface.picture import MAX_BYTES, PictureError, decode_picture
 from edgeface.pipeline import Pipeline
-from edgeface.status import detector_status
+from edgeface.status import detection_status, detector_status
 
 EXTENSION = "edgeface"
 AUTH_EXTENSION = "edgeface-auth"
 CONFIG_EXTENSION = "edgeface-config"
 VIDEO_FEED = "/video_feed"  # the MJPEG routes (and /<name>); edgeface.server serves their GETs itself
+PICTURES_AT_ONCE = 2  # uploads recognised at the same time; one more is answered 429
+
+
+def uploaded_picture() -> bytes:
+    """The picture of a POST: the one file of a multipart form, else the body (at most MAX_BYTES
+    + 1 bytes are read, so that a larger one is told apart)."""
+    if request.content_length is not None and request.content_length > MAX_BYTES + 64 * 1024:
+        raise PictureError(
+            413, f"the request is {request.content_length} bytes: a picture may have {MAX_BYTES}"
+        )
+    if request.mimetype == "multipart/form-data":
+        files = list(request.files.values())
+        if len(files) != 1:
+            raise PictureError(400, f"the form has {len(files)} files: send one picture")
+        return files[0].stream.read(MAX_BYTES + 1)
+    return request.stream.read(MAX_BYTES + 1)
 
 
 def stream_path(path: str) -> tuple[bool, str | None]:
@@ -89,6 +109,33 @@ def create_app(
     @app.get("/api/status")
     def api_status() -> Response:
         return jsonify(pipeline.status())
+
+    uploads = threading.BoundedSemaphore(PICTURES_AT_ONCE)
+
+    @app.post("/api/recognize")
+    def api_recognize() -> tuple[dict[str, Any], int]:
+        try:
+            image = decode_picture(uploaded_picture())
+        except PictureError as error:
+            return {"error": str(error)}, error.status
+        if not pipeline.pool.serving:
+            return {"error": "the inference workers are starting: try again in a few seconds"}, 503
+        if not uploads.acquire(blocking=False):
+            return {"error": f"{PICTURES_AT_ONCE} pictures are being recognised: try again"}, 429
+        try:
+            recognised = pipeline.recognise(image)
+        finally:
+            uploads.release()
+        if recognised is None:
+            return {"error": "no inference worker answered: try again"}, 503
+        width, height = recognised.size
+        return {
+            "faces": [detection_status(face) for face in recognised.faces],
+            "names": sorted({face.match.name for face in recognised.faces}),
+            "picture": {"width": width, "height": height},
+            "model": {"version": pipeline.model.version},
+            "seconds": round(recognised.seconds, 3),
+        }, 200
 
     @app.get("/healthz")
     def healthz() -> tuple[dict[str, Any], int]:
