@@ -56,7 +56,9 @@ def test_an_unknown_face_is_announced_once_settled_and_renamed_when_the_vote_nam
     announcer = Announcer("door")
     for tried in range(1, FIRST_ATTEMPTS):
         assert announcer.observe([stranger(tried=tried)], None, now=tried * 0.1) == []
-    assert kinds(announcer.observe([stranger(tried=FIRST_ATTEMPTS)], None, now=1.0)) == [("appeared", UNKNOWN, 2)]
+    assert kinds(announcer.observe([stranger(tried=FIRST_ATTEMPTS)], None, now=1.0)) == [
+        ("appeared", UNKNOWN, 2)
+    ]
     renamed = announcer.observe([stranger(tried=5, name="Joe Biden")], None, now=2.0)
     assert kinds(renamed) == [("renamed", "Joe Biden", 2)]
     assert renamed[0].known
@@ -98,7 +100,9 @@ def test_the_payload_has_the_contract_fields_and_no_image_unless_asked() -> None
         "distance": 0.4123,
     }
     assert datetime.datetime.fromisoformat(payload["at"]).tzinfo is not None
-    with_crop = event_payload(Event("appeared", "door", UNKNOWN, False, 5, 0.0, None, None, snapshot=b"\xff\xd8"))
+    with_crop = event_payload(
+        Event("appeared", "door", UNKNOWN, False, 5, 0.0, None, None, snapshot=b"\xff\xd8")
+    )
     assert with_crop["snapshot"] == "/9g="
 
 
@@ -130,7 +134,7 @@ def test_the_sinks_get_every_event_and_the_counter_counts_it() -> None:
 
         def stop(self, timeout: float) -> None: ...
 
-    kept, counted = Kept(), []
+    kept, counted = Kept(), list[Event]()
     sinks = EventSinks([kept], counted=counted.append)
     event = Event("left", "hall", UNKNOWN, False, 3, 0.0, None, None)
     sinks.send(event)
