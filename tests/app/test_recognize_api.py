@@ -95,7 +95,7 @@ def test_a_large_photo_is_scaled_and_its_boxes_are_in_its_own_pixels(
     assert status == 200, answer
     assert answer["names"] == ["Barack Obama", "Unknown"]
     assert answer["picture"] == {"width": 3840, "height": 2160}
-    assert answer["faces"][1]["box"]["left"] > 1920
+    assert answer["faces"][1]["box"]["left"] > 1920  # its own pixels, not the scanned copy's
 
 
 def test_a_form_upload_with_one_file_is_read(server: AppServer, sample_photos: Path) -> None:
