@@ -31,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -595,6 +596,60 @@ class Mosquitto:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@dataclass
+class MqttMessage:
+    topic: str
+    payload: str
+    retained: bool
+    at: float  # time.time() it arrived
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+class MqttSubscriber:
+    """A paho client on 127.0.0.1:`port` (TLS with `ca_file`) subscribed to the app's topics and
+    Home Assistant's discovery, again after every reconnection; keeps every message."""
+
+    def __init__(self, port: int, user: str, password: str, ca_file: Path | None = None) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.messages: list[MqttMessage] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{secrets.token_hex(4)}")
+        self.client.username_pw_set(user, password)
+        if ca_file is not None:
+            self.client.tls_set(ca_certs=str(ca_file))
+        self.client.reconnect_delay_set(1, 1)
+        self.client.on_connect = lambda client, *_: client.subscribe(
+            [("edgeface/#", 1), ("homeassistant/#", 1)]
+        )
+        self.client.on_message = self._keep
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+
+    def _keep(self, client: Any, userdata: Any, message: Any) -> None:
+        kept = MqttMessage(message.topic, message.payload.decode(), bool(message.retain), time.time())
+        with self._lock:
+            self.messages.append(kept)
+
+    def on(self, topic: str) -> list[MqttMessage]:
+        with self._lock:
+            return [message for message in self.messages if message.topic == topic]
+
+    def events(self, camera: str, kind: str | None = None) -> list[dict[str, Any]]:
+        """The events of `camera` (of type `kind`), with `received` (time.time()) added."""
+        events = [
+            {**message.json(), "received": message.at} for message in self.on(f"edgeface/{camera}/events")
+        ]
+        return [event for event in events if kind is None or event["type"] == kind]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
 
 
 class WebhookReceiver:

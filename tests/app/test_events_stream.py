@@ -6,19 +6,14 @@ the video does not notice, and the events that waited delivered once they are ba
 from __future__ import annotations
 
 import base64
-import json
 import secrets
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeface.config import AppConfig
 from edgeface.events_mqtt import MqttSink
@@ -27,6 +22,7 @@ from edgeface.web import create_app
 from servers import (
     AppServer,
     Mosquitto,
+    MqttSubscriber,
     Publisher,
     RtmpServer,
     SiteCredentials,
@@ -41,60 +37,12 @@ BOTH = ["Barack Obama", "Unknown"]
 
 
 @dataclass
-class Message:
-    topic: str
-    payload: str
-    retained: bool
-    at: float
-
-    def json(self) -> Any:
-        return json.loads(self.payload)
-
-
-class Subscriber:
-    """A paho client as the read-only `events` user, subscribed to everything under the prefix and
-    Home Assistant's discovery (again after every reconnection)."""
-
-    def __init__(self, broker: Mosquitto, password: str, site: SiteCredentials) -> None:
-        self.messages: list[Message] = []
-        self._lock = threading.Lock()
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-{secrets.token_hex(4)}")
-        self.client.username_pw_set("events", password)
-        self.client.tls_set(ca_certs=str(site.ca_file))
-        self.client.reconnect_delay_set(1, 1)
-        self.client.on_connect = lambda client, *_: client.subscribe(
-            [("edgeface/#", 1), ("homeassistant/#", 1)]
-        )
-        self.client.on_message = self._keep
-        self.client.connect("127.0.0.1", broker.port)
-        self.client.loop_start()
-
-    def _keep(self, client: Any, userdata: Any, message: Any) -> None:
-        with self._lock:
-            self.messages.append(
-                Message(message.topic, message.payload.decode(), bool(message.retain), time.time())
-            )
-
-    def on(self, topic: str) -> list[Message]:
-        with self._lock:
-            return [message for message in self.messages if message.topic == topic]
-
-    def events(self, kind: str | None = None) -> list[dict[str, Any]]:
-        events = [message.json() for message in self.on("edgeface/door/events")]
-        return [event for event in events if kind is None or event["type"] == kind]
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
-
-
-@dataclass
 class Site:
     url: str
     pipeline: Pipeline
     broker: Mosquitto
     receiver: WebhookReceiver
-    subscriber: Subscriber
+    subscriber: MqttSubscriber
     publisher: Publisher
     credentials: SiteCredentials
     events_password: str
@@ -116,7 +64,7 @@ def site(
         WebhookReceiver(secret, credentials) as receiver,
         Publisher(video, rtmp.url("door")) as publisher,
     ):
-        subscriber = Subscriber(broker, events_password, credentials)
+        subscriber = MqttSubscriber(broker.port, "events", events_password, credentials.ca_file)
         config = AppConfig(
             model_filename=obama_model,
             video_stream_url=rtmp.url("door"),
@@ -136,7 +84,7 @@ def site(
         try:
             with AppServer(create_app(config, pipeline)) as server:
                 wait_until(
-                    lambda: sorted(event["name"] for event in subscriber.events("appeared")) == BOTH,
+                    lambda: sorted(event["name"] for event in subscriber.events("door", "appeared")) == BOTH,
                     120,
                     "Obama and the stranger announced",
                 )
@@ -158,7 +106,7 @@ def site(
 
 def test_each_person_appears_once_on_mqtt_and_on_the_webhook(site: Site) -> None:
     time.sleep(5)  # five more seconds of both faces on screen: nothing new to say
-    events = site.subscriber.events()
+    events = site.subscriber.events("door")
     assert sorted((event["type"], event["name"], event["known"]) for event in events) == [
         ("appeared", "Barack Obama", True),
         ("appeared", "Unknown", False),
@@ -181,7 +129,7 @@ def test_each_person_appears_once_on_mqtt_and_on_the_webhook(site: Site) -> None
 
 
 def test_people_status_and_discovery_are_retained_for_a_late_subscriber(site: Site) -> None:
-    late = Subscriber(site.broker, site.events_password, site.credentials)
+    late = MqttSubscriber(site.broker.port, "events", site.events_password, site.credentials.ca_file)
     try:
         wait_until(
             lambda: late.on("edgeface/door/people") and late.on("edgeface/status"), 10, "retained topics"
@@ -237,9 +185,11 @@ def test_a_dead_broker_and_a_hanging_webhook_cost_the_video_nothing_and_the_even
     site.broker.start()  # the same port, no retained messages left
     site.receiver.hang.clear()
     wait_until(
-        lambda: len(site.subscriber.events("left")) == 2, 30, "the two `left` sent once the broker is back"
+        lambda: len(site.subscriber.events("door", "left")) == 2,
+        30,
+        "the two `left` sent once the broker is back",
     )
-    assert sorted(event["name"] for event in site.subscriber.events("left")) == BOTH
+    assert sorted(event["name"] for event in site.subscriber.events("door", "left")) == BOTH
     wait_until(
         lambda: sorted(e["name"] for e in site.receiver.received if e["type"] == "left") == BOTH,
         40,
