@@ -182,7 +182,10 @@ class MqttSink:
                 goodbye = self.client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
                 goodbye.wait_for_publish(min(timeout, 1.0))
         self.client.disconnect()
-        self.client.loop_stop()
+        # paho's thread may sit in a connection attempt (up to its 5 s timeout): not waited past `timeout`.
+        stopper = threading.Thread(target=self.client.loop_stop, name="events-mqtt-stop", daemon=True)
+        stopper.start()
+        stopper.join(timeout)
 
     # -- paho's thread ------------------------------------------------------------------------------
     def _on_connect(

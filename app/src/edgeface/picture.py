@@ -1,10 +1,11 @@
 """Recognising one uploaded picture (POST /api/recognize), with the device's own workers.
 
-The picture is decoded here (JPEG, PNG, BMP, WebP: what OpenCV reads), scaled down to at most
-MAX_SIDE px on its longer side (a 720p frame's: a phone's 12 MP photo scanned whole at the video's
-scale would take seconds; faces under ~40 px of the scaled copy are not found), scanned whole by a worker at the scanner's priority (the live video's following goes
-first) and every face is named as a tracked face is named from its attempts (edgeface.naming):
-an attempt in the ambiguous band has its second opinion in the same job.
+The picture is decoded here (JPEG, PNG, BMP, WebP: what OpenCV reads) and scaled down to at most
+MAX_SIDE px on its longer side, a 720p frame's (a phone's 12 MP photo scanned whole at the video's
+scale would take seconds; faces under ~40 px of the scaled copy are not found). A worker scans it
+whole at the scanner's priority (the live video's following goes first), and every face is named
+as a tracked face is named from its attempts (edgeface.naming): an attempt in the ambiguous band
+has its second opinion in the same job.
 """
 
 from __future__ import annotations
