@@ -24,6 +24,7 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ KEEPALIVE = 30  # seconds; the broker sends the last will ~1.5x this after the d
 RECONNECT_MIN, RECONNECT_MAX = 1, 30  # seconds between attempts to reach the broker
 SEND_WAIT = 0.5  # the sender's longest wait for an event or a connection
 DISCOVERY_PREFIX = "homeassistant"
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: str
+    retain: bool
 
 
 def discovery_configs(prefix: str, cameras: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -149,13 +157,15 @@ class MqttSink:
 
     # -- EventSink ---------------------------------------------------------------------------------
     def send(self, event: Event) -> None:
-        self.outbox.put((self.events_topic(event.camera), json.dumps(event_payload(event)), False))
+        self.outbox.put(
+            Message(self.events_topic(event.camera), json.dumps(event_payload(event)), retain=False)
+        )
 
     def people(self, camera: str, names: list[str]) -> None:
         payload = json.dumps(names)
         with self._lock:
             self._people[camera] = payload
-        self.outbox.put((self.people_topic(camera), payload, True))
+        self.outbox.put(Message(self.people_topic(camera), payload, retain=True))
 
     def start(self) -> None:
         self.client.connect_async(self.host, self.port, keepalive=KEEPALIVE)
@@ -236,9 +246,8 @@ class MqttSink:
             item = self.outbox.get(SEND_WAIT)
             if item is None:
                 continue
-            topic, payload, retain = item
             # Lost meanwhile (MQTT_ERR_NO_CONN), paho keeps it and sends it on reconnecting, up to
             # OUTBOX_SIZE messages: beyond, it refuses (MQTT_ERR_QUEUE_SIZE) and that one is dropped.
-            info = self.client.publish(topic, payload, qos=1, retain=retain)
+            info = self.client.publish(item.topic, item.payload, qos=1, retain=item.retain)
             if info.rc == mqtt.MQTT_ERR_QUEUE_SIZE:
                 self._dropped()
