@@ -1,10 +1,10 @@
 """The appliance on this machine, brought up the way a user does: `site.yml -i inventories/local`.
 
 The podman runtime publishes the registry on 127.0.0.1:5000 (HTTPS, a user and password), RTMP on
-:1935, the web app on :8443 (HTTPS) and the embedded S3 store (SeaweedFS) on :9000
-(inventories/local). These helpers run the user's playbooks, read the app's status and the store
-(trusting the site CA site.yml generated, as a user's browser is told to), and take the whole thing
-down again.
+:1935, the web app on :8443 (HTTPS), the embedded S3 store (SeaweedFS) on :9000 and the
+embedded MQTT broker (Mosquitto, MQTT over TLS) on :8883 (inventories/local). These helpers run
+the user's playbooks, read the app's status and the store (trusting the site CA site.yml
+generated, as a user's browser is told to), and take the whole thing down again.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ KUBE_DIR = Path("/etc/edgeai-appliance/kube")
 UNITS_DIR = Path("/etc/systemd/system/default.target.wants")
 EDGEFACE = str(Path(sys.executable).parent / "edgeface")
 S3 = "http://127.0.0.1:9000"
-PODS = ("registry-pod-0", "nginx-rtmp-pod-0", "object-store-pod-0", "webapp-pod-0")
+PODS = ("registry-pod-0", "nginx-rtmp-pod-0", "object-store-pod-0", "mqtt-broker-pod-0", "webapp-pod-0")
 VOLUMES = ("registry-storage", "object-store-data")
 SECRETS_DIR = Path("/etc/edgeai-appliance/secrets")
 PULL_AUTHFILE = SECRETS_DIR / "registry-pull" / ".dockerconfigjson"

@@ -52,6 +52,7 @@ def test_a_second_run_from_the_checkout_changes_nothing(deployed: str) -> None:
 def test_the_played_kube_files_pass_the_kubernetes_schemas(deployed: str) -> None:
     files = sorted(local_appliance.KUBE_DIR.glob("*.yaml"))
     assert [path.name for path in files] == [
+        "mqtt-broker.yaml",
         "nginx-rtmp.yaml",
         "object-store.yaml",
         "registry.yaml",
