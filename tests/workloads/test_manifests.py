@@ -6,6 +6,8 @@ machine here has; the manifests runtime writes them to disk, so we render with i
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shutil
@@ -19,6 +21,7 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from cryptography import x509
 
 from playbook import REPO_ROOT, ansible_env, run_playbook
 from servers import Registry, S3Server, SiteCredentials, wait_until
@@ -52,6 +55,7 @@ SIMULATED_JETSON = {
 # The Jetson site has two cameras (the NUC keeps the default one, `test`): each read from the
 # device's RTMP server under its own name, each publishing with a key of its own.
 CAMERAS = {"webapp_cameras": [{"name": "door"}, {"name": "hall"}]}
+WEBHOOK = "https://hooks.example.com/edge"
 
 
 def device_inventory(tmp: Path) -> str:
@@ -115,13 +119,16 @@ def nuc_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Registry
 @pytest.fixture(scope="module")
 def jetson_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Registry) -> Path:
     # A Jetson without an LVM volume group (the example inventory): LVMS off, so the registry's
-    # and the embedded S3 store's storage follow microshift_storage to host folders; with basic auth.
+    # and the embedded S3 store's storage follow microshift_storage to host folders; with basic auth;
+    # its events go to the embedded MQTT broker and a webhook.
     return render(
         tmp_path_factory.mktemp("jetson"),
         device_registry,
         microshift_storage="hostpath",
         registry_htpasswd=HTPASSWD,
         edge_s3="embedded",
+        edge_mqtt="embedded",
+        webapp_events_webhook_url=WEBHOOK,
         **SIMULATED_JETSON,
         **CAMERAS,
     )
@@ -215,6 +222,8 @@ def test_nuc_webapp_is_unprivileged_cpu_hog(nuc_tree: Path, device_registry: Reg
     assert "nvidia.com/gpu" not in app["resources"]["limits"]
     assert "supplementalGroups" not in pod["securityContext"]
     assert "FACE_REQUIRE_CUDA" not in env_of(app) and "INFERENCE_WORKERS" not in env_of(app)
+    # edge_mqtt: none and no webhook (the defaults): no event sink is configured.
+    assert not [name for name in env_of(app) if name.startswith("EVENTS_")]
     assert not any(key.startswith("nvidia-device-plugin/") for key in load_tree(nuc_tree))
     assert app["securityContext"]["runAsNonRoot"] is True
     assert app["securityContext"]["capabilities"]["drop"] == ["ALL"]
@@ -419,6 +428,80 @@ def test_the_embedded_store_is_a_static_volume_behind_a_node_port(jetson_tree: P
     assert identities == {"name": "identities", "secret": {"secretName": "object-store-identities"}}
 
 
+def test_the_embedded_broker_serves_tls_behind_a_node_port_to_the_apps_user(jetson_tree: Path) -> None:
+    """edge_mqtt: embedded. Mosquitto behind NodePort 30883 with the Secret's certificate (from the
+    site CA, valid for the names the app and watchers use), the password file's hashes of the
+    generated passwords and an ACL; the app publishes there as edgeface with the site CA; the
+    playbook prints the mosquitto_sub command that reads the password from its file."""
+    objects = load_tree(jetson_tree)
+    service = objects["mqtt-broker/Service/mqtt-broker"]["spec"]
+    assert service["type"] == "NodePort"
+    (port,) = service["ports"]
+    assert port["port"] == 8883 and 30000 <= port["nodePort"] <= 32767 and port["nodePort"] == 30883
+    pod = objects["mqtt-broker/Deployment/mqtt-broker"]["spec"]["template"]["spec"]
+    (broker,) = pod["containers"]
+    assert broker["readinessProbe"] == {"tcpSocket": {"port": "mqtts"}, "periodSeconds": 10}
+    assert broker["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["volumes"] == [{"name": "secret", "secret": {"secretName": "mqtt-broker"}}]
+
+    credentials = jetson_tree.parent / "credentials"
+    files = credentials / "localhost-mqtt-broker"
+    passwords = {
+        user: (credentials / f"mqtt-{user}-password").read_text().split()[0]
+        for user in ("edgeface", "events")
+    }
+    for line in (files / "passwd").read_text().splitlines():
+        user, hashed = line.split(":")
+        _, scheme, rounds, salt, key = hashed.split("$")
+        expected = hashlib.pbkdf2_hmac(
+            "sha512", passwords[user].encode(), base64.b64decode(salt), int(rounds)
+        )
+        assert scheme == "7" and base64.b64decode(key) == expected, f"{user}'s hash is not its password's"
+    assert (files / "acl").read_text().split("\n\n") == [
+        "user edgeface\ntopic readwrite edgeface/#\ntopic readwrite homeassistant/#",
+        "user events\ntopic read edgeface/#\ntopic read homeassistant/#\n",
+    ]
+    certificate = x509.load_pem_x509_certificate((files / "tls.crt").read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"mqtt-broker", "mqtt-broker.ai-for-edge.svc", "host.containers.internal"} <= set(
+        names.get_values_for_type(x509.DNSName)
+    )
+    site_ca = x509.load_pem_x509_certificate((credentials / "ca" / "ca.crt").read_bytes())
+    assert certificate.issuer == site_ca.subject
+
+    (app,) = webapp_pod(jetson_tree)["containers"]
+    env = {name: value for name, value in env_of(app).items() if name.startswith("EVENTS_")}
+    assert env == {
+        "EVENTS_MQTT_URL": "mqtts://mqtt-broker:8883",
+        "EVENTS_MQTT_USERNAME": "edgeface",
+        "EVENTS_MQTT_PASSWORD_FILE": "/etc/edgeface/events/mqtt-password",
+        "EVENTS_MQTT_CA_FILE": "/etc/edgeface/events/mqtt-ca.crt",
+        "EVENTS_MQTT_TOPIC": "edgeface",
+        "EVENTS_WEBHOOK_URL": WEBHOOK,
+        "EVENTS_WEBHOOK_SECRET_FILE": "/etc/edgeface/events/webhook-secret",
+    }
+    assert {"name": "events", "mountPath": "/etc/edgeface/events", "readOnly": True} in app["volumeMounts"]
+    events = credentials / "localhost-webapp-events"
+    assert sorted(path.name for path in events.iterdir()) == [
+        "mqtt-ca.crt",
+        "mqtt-password",
+        "webhook-secret",
+    ]
+    assert (events / "mqtt-password").read_text() == passwords["edgeface"]
+    assert (events / "mqtt-ca.crt").read_text().strip() == (credentials / "ca" / "ca.crt").read_text().strip()
+    assert (events / "webhook-secret").read_text() == (credentials / "webhook-secret").read_text().split()[0]
+
+    # Printed as lines joined by backslashes (it pastes into a shell as it is shown), for the
+    # device's address (the one the store's endpoint names).
+    address = re.findall(r"Model store \(S3\): http://([^:]+):30900", printed(jetson_tree))[0]
+    command = (
+        f"mosquitto_sub -h {address} -p 30883 \\ --cafile {credentials}/ca/ca.crt \\ -u events"
+        f" -P \"$(cat {credentials}/mqtt-events-password)\" \\ -t 'edgeface/#' -v"
+    )
+    assert command in printed(jetson_tree)
+    assert passwords["events"] not in printed(jetson_tree)
+
+
 @pytest.mark.parametrize("tree_name", ["nuc_tree", "jetson_tree"])
 def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pytest.FixtureRequest) -> None:
     """GitOps: pods name their Secrets (the web app's users and tokens, the RTMP publish key, the
@@ -435,7 +518,7 @@ def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pyte
         if "secret" in volume
     }
     expected = {"webapp-auth", "nginx-rtmp-auth", "registry"} | (
-        {"object-store-identities"} if tree_name == "jetson_tree" else set()
+        {"object-store-identities", "mqtt-broker", "webapp-events"} if tree_name == "jetson_tree" else set()
     )
     assert named == expected
     pull_secrets = {
@@ -524,6 +607,14 @@ ROLE_ALONE = """
         ),
         ("nginx_rtmp", {"nginx_rtmp_streams": ["door", "door"]}, ["nginx_rtmp_streams", '["door", "door"]']),
         (
+            "webapp",
+            {"edge_mqtt": "external", "webapp_events_webhook_url": "ftp://Pa55word@hooks"},
+            [
+                "webapp_events_mqtt_url is required with edge_mqtt: external",
+                "webapp_events_webhook_url is not",
+            ],
+        ),
+        (
             "nginx_rtmp",
             {"nginx_rtmp_publish_keys": {"test": "Pa55word,short"}},
             ["nginx_rtmp_publish_keys", "the key of test"],
@@ -557,16 +648,17 @@ def test_bad_cameras_are_refused_naming_the_variable_and_entry(
     assert not (tmp_path / "localhost").exists(), "the role wrote objects before its checks"
 
 
-def test_a_typo_in_the_runtime_names_the_variable(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("variable", "typo"), [("edge_runtime", "podmann"), ("edge_mqtt", "embeded")])
+def test_a_typo_in_the_runtime_names_the_variable(tmp_path: Path, variable: str, typo: str) -> None:
     result = run_playbook(
         "playbooks/deploy.yml",
         "-i",
         device_inventory(tmp_path),
-        extra_vars={"edge_runtime": "podmann"},
+        extra_vars={variable: typo},
         check=False,
     )
     assert result.returncode != 0
-    assert "edge_runtime" in result.stdout
+    assert variable in result.stdout and typo in result.stdout
 
 
 # What MicroShift's restricted-v2 SCC lets a pod mount (every workload runs under it).
