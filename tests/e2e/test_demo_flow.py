@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import re
 import shutil
+import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,6 +36,40 @@ from servers import CHROMIUM, CHROMIUM_ARGS, Publisher, face_video, wait_until
 
 ARTEFACTS = REPO_ROOT / "build" / "e2e"
 PERSON = "Barack Obama"  # the face ~90 px tall in the published video
+
+
+class EventWatcher:
+    """The mosquitto_sub command site.yml printed, run as pasted into a shell: every line it
+    prints, with the time it arrived."""
+
+    def __init__(self, printed: str) -> None:
+        match = re.search(r"mosquitto_sub .*? -v", printed, re.DOTALL)
+        assert match, "site.yml did not print the mosquitto_sub command"
+        self.command = re.sub(r"\\\n\s*", "", match.group(0))
+        self.lines: list[tuple[float, str]] = []
+        self.process = subprocess.Popen(
+            ["bash", "-c", self.command], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append((time.time(), line.rstrip("\n")))
+
+    def events(self, kind: str) -> list[tuple[float, dict[str, Any]]]:
+        found = []
+        for at, line in list(self.lines):
+            topic, _, payload = line.partition(" ")
+            if topic.endswith("/events"):
+                event = json.loads(payload)
+                if event["type"] == kind:
+                    found.append((at, event))
+        return found
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
 
 
 class Steps:
@@ -168,6 +205,7 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
     # Published on loopback, to the port and application the playbook printed, with the key it names.
     key = local_appliance.credential("rtmp-publish-key")
     url = f"rtmp://127.0.0.1:{printed.group(1)}/{printed.group(2)}/test?key={key}"
+    events = EventWatcher(appliance.output)  # the events as site.yml says to watch them
     try:
         with Publisher(video, url):
             steps.run("1 publish + stream live", lambda: local_appliance.wait_for_names({"Unknown"}))
@@ -189,6 +227,7 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
             assert f"model {version} in service" in result.stdout
 
             steps.run("4 page names the person", lambda: browser.wait_for_names([PERSON, "Unknown"]))
+            named_on_page = time.time()
             browser.page.reload()
             browser.wait_for_names([PERSON, "Unknown"])
             assert browser.model_version() == version
@@ -199,7 +238,27 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
             steps.run("5 rollback.yml previous", lambda: local_appliance.rollback("previous"))
             steps.run("5 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
             assert local_appliance.model_version() == "initial"
+            stopped = time.time()
+        wait_until(
+            lambda: [e for at, e in events.events("left") if at > stopped], 30, "`left` once the stream stops"
+        )
+
+        # Two strangers when the flow starts, the person appeared under the new model, left at the end.
+        strangers = [event for _, event in events.events("appeared") if not event["known"]]
+        assert len(strangers) >= 2, events.lines
+        named = [(at, event) for at, event in events.events("appeared") if event["known"]]
+        assert named, events.lines
+        appeared_at, appeared = named[0]
+        assert appeared["name"] == PERSON and appeared["model"] == version and appeared["camera"] == "test"
+        left_at = min(at for at, _ in events.events("left") if at > stopped)
+        with capsys.disabled():
+            print(
+                f"\nevents: `appeared` {PERSON} {appeared_at - named_on_page:+.2f} s from the page"
+                f" naming them (the page polls /api/status); `left` {left_at - stopped:.2f} s after"
+                " the stream stopped"
+            )
     finally:
+        events.stop()
         ARTEFACTS.mkdir(parents=True, exist_ok=True)
         (ARTEFACTS / "steps.txt").write_text(steps.table() + "\n")
         with capsys.disabled():
