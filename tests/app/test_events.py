@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from edgeface.config import ConfigError, load_config
+from edgeface.config import AppConfig, ConfigError, load_config
 from edgeface.events import (
     LEAVE_SECONDS,
     Announcer,
@@ -19,6 +20,7 @@ from edgeface.events import (
 )
 from edgeface.events_mqtt import discovery_configs
 from edgeface.events_webhook import signature
+from edgeface.pipeline import Pipeline
 from edgeface.tracks import FIRST_ATTEMPTS, TrackedFace
 from edgeface.values import UNKNOWN, Box, Match
 
@@ -204,3 +206,37 @@ def test_the_event_settings_are_read(tmp_path: Path) -> None:
     assert config.events_mqtt_topic == "site/door"
     assert config.events_mqtt_ha_discovery and config.events_snapshots
     assert load_config({}).events_mqtt_topic == "edgeface"
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"events_mqtt_password_file": "missing"}, "EVENTS_MQTT_PASSWORD_FILE='.*missing' cannot be read"),
+        ({"events_mqtt_password_file": "empty"}, "EVENTS_MQTT_PASSWORD_FILE='.*empty' is empty"),
+        ({"events_mqtt_ca_file": "missing"}, "EVENTS_MQTT_CA_FILE='.*missing' is not a readable file"),
+        ({"events_mqtt_ca_file": "empty"}, "EVENTS_MQTT_CA_FILE='.*empty' is not a PEM CA"),
+        ({"events_webhook_secret_file": "short"}, "EVENTS_WEBHOOK_SECRET_FILE='.*short' holds 5 bytes"),
+        ({"events_webhook_ca_file": "empty"}, "EVENTS_WEBHOOK_CA_FILE='.*empty' is not a readable PEM CA"),
+    ],
+)
+def test_an_unusable_credential_file_stops_the_start_naming_the_variable(
+    tmp_path: Path, settings: dict[str, str], named: str
+) -> None:
+    (tmp_path / "password").write_text("s3cret\n")
+    (tmp_path / "secret").write_text("0123456789abcdef0123\n")
+    (tmp_path / "empty").write_text("")
+    (tmp_path / "short").write_text("short\n")
+    base = {
+        "events_mqtt_url": "mqtts://127.0.0.1:1",
+        "events_mqtt_username": "edgeface",
+        "events_mqtt_password_file": "password",
+        "events_webhook_url": "https://127.0.0.1:1/hook",
+        "events_webhook_secret_file": "secret",
+    }
+    values = {
+        key: tmp_path / value if key.endswith("_file") else value
+        for key, value in {**base, **settings}.items()
+    }
+    config = replace(AppConfig(), **values)
+    with pytest.raises(ConfigError, match=named):
+        Pipeline(config)
