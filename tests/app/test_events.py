@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,14 +16,17 @@ from edgeface.events import (
     Announcer,
     Event,
     EventSinks,
+    EventWatch,
     Outbox,
     event_payload,
 )
 from edgeface.events_mqtt import discovery_configs
 from edgeface.events_webhook import signature
+from edgeface.liveness import Liveness
 from edgeface.pipeline import Pipeline
 from edgeface.tracks import FIRST_ATTEMPTS, TrackedFace
 from edgeface.values import UNKNOWN, Box, Match
+from servers import wait_until
 
 OBAMA_BOX = Box(200, 340, 290, 250)
 STRANGER_BOX = Box(330, 880, 392, 820)
@@ -118,24 +122,27 @@ def test_a_full_outbox_drops_the_oldest_and_counts_it() -> None:
     assert outbox.get(0) is None
 
 
+class Kept:
+    """A sink that keeps what it is given."""
+
+    name = "kept"
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.seen: list[tuple[str, list[str]]] = []
+
+    def send(self, event: Event) -> None:
+        self.events.append(event)
+
+    def people(self, camera: str, names: list[str]) -> None:
+        self.seen.append((camera, names))
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float) -> None: ...
+
+
 def test_the_sinks_get_every_event_and_the_counter_counts_it() -> None:
-    class Kept:
-        name = "kept"
-
-        def __init__(self) -> None:
-            self.events: list[Event] = []
-            self.seen: list[tuple[str, list[str]]] = []
-
-        def send(self, event: Event) -> None:
-            self.events.append(event)
-
-        def people(self, camera: str, names: list[str]) -> None:
-            self.seen.append((camera, names))
-
-        def start(self) -> None: ...
-
-        def stop(self, timeout: float) -> None: ...
-
     kept, counted = Kept(), list[Event]()
     sinks = EventSinks([kept], counted=counted.append)
     event = Event("left", "hall", UNKNOWN, False, 3, 0.0, None, None)
@@ -143,6 +150,30 @@ def test_the_sinks_get_every_event_and_the_counter_counts_it() -> None:
     sinks.people("hall", [])
     assert kept.events == [event] and counted == [event] and kept.seen == [("hall", [])]
     assert not EventSinks([])
+
+
+def test_a_stopping_app_says_everyone_announced_has_left_and_nobody_is_on_screen() -> None:
+    class Tracks:
+        def on_screen(self) -> list[TrackedFace]:
+            return [obama(), stranger(tried=1)]  # the stranger is not settled: never announced
+
+    kept, stopping = Kept(), threading.Event()
+    watch = EventWatch(
+        "door",
+        Tracks(),
+        EventSinks([kept]),
+        model=lambda: "2412051200",
+        frame=None,
+        heartbeat=Liveness().heartbeat("events"),
+        stopping=stopping,
+    )
+    thread = threading.Thread(target=watch.run)
+    thread.start()
+    wait_until(lambda: kept.seen, 5, "the first tick")
+    stopping.set()
+    thread.join(5)
+    assert kinds(kept.events) == [("appeared", "Barack Obama", 1), ("left", "Barack Obama", 1)]
+    assert kept.seen == [("door", ["Barack Obama"]), ("door", [])]
 
 
 def test_home_assistant_discovery_gives_each_camera_a_people_sensor_and_an_unknown_binary_sensor() -> None:

@@ -211,6 +211,8 @@ def test_a_zip_bomb_leaves_the_app_running_with_unknown_faces_and_readyz_saying_
             120,
             "both faces detected",
         )
+        # The first worker may detect before the second has said hello (readyz: "starting").
+        wait_until(lambda: pipeline.pool.ready, 60, "every worker started")
         readyz, healthz = client.get("/readyz"), client.get("/healthz")
     finally:
         pipeline.stop()

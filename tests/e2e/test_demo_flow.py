@@ -236,20 +236,29 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
             assert after["green"] > 500 and after["red"] > 500, after  # the other face stays Unknown
 
             steps.run("5 rollback.yml previous", lambda: local_appliance.rollback("previous"))
+            rolled_back = time.time()
             steps.run("5 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
             assert local_appliance.model_version() == "initial"
+            # The pod serving the initial model announces both strangers before the stream stops.
+            wait_until(
+                lambda: len([e for at, e in events.events("appeared") if at > rolled_back]) >= 2,
+                30,
+                "both strangers announced by the rolled-back pod",
+            )
             stopped = time.time()
         wait_until(
             lambda: [e for at, e in events.events("left") if at > stopped], 30, "`left` once the stream stops"
         )
 
-        # Two strangers when the flow starts, the person appeared under the new model, left at the end.
+        # Two strangers when the flow starts, the person appeared under the new model, `left` when
+        # its pod made way for the rollback's (every track ends), and when the stream stopped.
         strangers = [event for _, event in events.events("appeared") if not event["known"]]
         assert len(strangers) >= 2, events.lines
         named = [(at, event) for at, event in events.events("appeared") if event["known"]]
         assert named, events.lines
         appeared_at, appeared = named[0]
         assert appeared["name"] == PERSON and appeared["model"] == version and appeared["camera"] == "test"
+        assert [e for at, e in events.events("left") if e["name"] == PERSON and appeared_at < at < stopped]
         left_at = min(at for at, _ in events.events("left") if at > stopped)
         with capsys.disabled():
             print(

@@ -6,7 +6,8 @@ events, debounced by the tracker:
 - `appeared`: a face is first named, or is settled as Unknown (tried FIRST_ATTEMPTS times
   without a name);
 - `renamed`: the vote changed the name of a face already announced;
-- `left`: an announced face is gone for LEAVE_SECONDS (beyond the tracker's own LOST_SECONDS).
+- `left`: an announced face is gone for LEAVE_SECONDS (beyond the tracker's own LOST_SECONDS), or
+  the app stops (a new model's rollout, a restart): every track ends then.
 
 A face the tracker lost and found again within LEAVE_SECONDS (a turn, a scene cut, a new track
 id) continues its announced track: a person standing still for a minute is one `appeared`.
@@ -139,6 +140,13 @@ class Announcer:
                 still_gone.append(gone)
         self._gone = still_gone
         return events
+
+    def farewell(self, model: str | None) -> list[Event]:
+        """`left` for every face announced and not left yet (the app stops: every track ends)."""
+        wall = time.time()
+        ending = [*self._by_tracker.values(), *self._gone]
+        self._by_tracker, self._gone = {}, []
+        return [self._event(LEFT, item, model, wall) for item in ending]
 
     def people(self) -> list[str]:
         """The names on screen now (a face just missed counts until it has left), sorted."""
@@ -303,6 +311,11 @@ class EventWatch:
             self.heartbeat.beat(TICK_SECONDS + 5.0)
             self.tick()
             self.stopping.wait(TICK_SECONDS)
+        # Stopping ends every track: receivers must not keep someone present for ever.
+        for event in self.announcer.farewell(self.model()):
+            self.sinks.send(event)
+        if self._people:
+            self.sinks.people(self.camera, [])
 
     def tick(self) -> None:
         events = self.announcer.observe(self.tracks.on_screen(), self.model())

@@ -181,12 +181,15 @@ class MqttSink:
         )
 
     def stop(self, timeout: float) -> None:
-        """Say `offline` (as the will would) and disconnect; what was not sent is dropped."""
+        """Hand paho what waits (the last `left`s), say `offline` (as the will would) once that is
+        delivered, and disconnect; without a broker what waits is dropped."""
         self._stopping.set()
         self.outbox.wake()
         if self._thread is not None:
             self._thread.join(timeout)
         if self._connected.is_set():
+            while (item := self.outbox.get(0.0)) is not None:
+                self.client.publish(item.topic, item.payload, qos=1, retain=item.retain)
             # The connection may go meanwhile (RuntimeError, ValueError): the will says it then.
             with contextlib.suppress(RuntimeError, ValueError):
                 goodbye = self.client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
