@@ -197,13 +197,6 @@ def main() -> None:
                 receiver.hang.clear()
                 stopping.set()
                 cycler.join()
-                time.sleep(10)  # what waited is sent once the sinks reconnect (paho retries every 1-30 s)
-                events_while_down = [
-                    event
-                    for event in subscriber.events("hall")
-                    if down_at <= datetime.datetime.fromisoformat(event["at"]).timestamp() < waiting_since
-                ]
-
                 frame = face_frame(photos)
                 ok, encoded = cv2.imencode(".jpg", frame)
                 assert ok
@@ -215,6 +208,11 @@ def main() -> None:
                     time.sleep(still_extra)
                 still_seconds = time.monotonic() - run_started
                 door_events = subscriber.events("door")
+                events_while_down = [
+                    event
+                    for event in subscriber.events("hall")
+                    if down_at <= datetime.datetime.fromisoformat(event["at"]).timestamp() < waiting_since
+                ]
             finally:
                 server.stop()
                 pipeline.stop()

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 ONLINE, OFFLINE = "online", "offline"
 KEEPALIVE = 30  # seconds; the broker sends the last will ~1.5x this after the device vanishes
-RECONNECT_MIN, RECONNECT_MAX = 1, 30  # seconds between attempts to reach the broker
+RECONNECT_MIN, RECONNECT_MAX = 1, 8  # seconds between attempts to reach the broker (doubling)
 SEND_WAIT = 0.5  # the sender's longest wait for an event or a connection
 DISCOVERY_PREFIX = "homeassistant"
 
