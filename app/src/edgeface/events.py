@@ -277,8 +277,10 @@ class EventSinks:
             sink.start()
 
     def stop(self, timeout: float) -> None:
+        """Stop every sink within `timeout` seconds in all."""
+        deadline = time.monotonic() + timeout
         for sink in self.sinks:
-            sink.stop(timeout)
+            sink.stop(max(0.0, deadline - time.monotonic()))
 
 
 class TracksView(Protocol):

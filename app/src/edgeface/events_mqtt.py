@@ -22,6 +22,7 @@ import json
 import logging
 import socket
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -183,22 +184,28 @@ class MqttSink:
     def stop(self, timeout: float) -> None:
         """Hand paho what waits (the last `left`s), say `offline` (as the will would) once that is
         delivered, and disconnect; without a broker what waits is dropped."""
+        deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self._stopping.set()
         self.outbox.wake()
         if self._thread is not None:
-            self._thread.join(timeout)
+            self._thread.join(remaining())
         if self._connected.is_set():
             while (item := self.outbox.get(0.0)) is not None:
                 self.client.publish(item.topic, item.payload, qos=1, retain=item.retain)
+            # In order on one connection: once `offline` is acknowledged, what came before is sent.
             # The connection may go meanwhile (RuntimeError, ValueError): the will says it then.
             with contextlib.suppress(RuntimeError, ValueError):
                 goodbye = self.client.publish(self.status_topic, OFFLINE, qos=1, retain=True)
-                goodbye.wait_for_publish(min(timeout, 1.0))
+                goodbye.wait_for_publish(remaining())
         self.client.disconnect()
         # paho's thread may sit in a connection attempt (up to its 5 s timeout): not waited past `timeout`.
         stopper = threading.Thread(target=self.client.loop_stop, name="events-mqtt-stop", daemon=True)
         stopper.start()
-        stopper.join(timeout)
+        stopper.join(remaining())
 
     # -- paho's thread ------------------------------------------------------------------------------
     def _on_connect(

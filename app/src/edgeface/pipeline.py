@@ -44,7 +44,7 @@ from edgeface.workers import WorkerPool
 log = logging.getLogger(__name__)
 
 STOP_SECONDS = 1.2  # the whole pipeline's shutdown deadline: `edgeface serve` ends within 2 s of SIGTERM
-SINK_STOP_SECONDS = 0.3  # of which a sink may take this long to say goodbye (MQTT's `offline`)
+SINK_STOP_SECONDS = 0.3  # then the sinks say goodbye (the last `left`s, MQTT's `offline`)
 
 
 def event_sinks(config: AppConfig, cameras: Sequence[str], metrics: EventMetrics) -> EventSinks:
@@ -168,7 +168,8 @@ class Pipeline:
         self.pool.join(remaining())
         for thread in self._event_threads:
             thread.join(remaining())
-        self.events.stop(min(remaining(), SINK_STOP_SECONDS))
+        # The last `left`s and `offline` get their own time, beyond the deadline (serve's 2 s hold).
+        self.events.stop(SINK_STOP_SECONDS)
         exited = self.pool.stop(remaining)
         for camera in self.cameras:
             camera.source.stop(remaining())
