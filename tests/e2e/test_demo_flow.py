@@ -240,11 +240,14 @@ def test_unknown_face_retrain_rollout_named_then_rollback(
             steps.run("5 page shows Unknown again", lambda: local_appliance.wait_for_names({"Unknown"}))
             assert local_appliance.model_version() == "initial"
             # The pod serving the initial model announces both strangers before the stream stops.
-            wait_until(
-                lambda: len([e for at, e in events.events("appeared") if at > rolling_back]) >= 2,
-                30,
-                "both strangers announced by the rolled-back pod",
-            )
+            try:
+                wait_until(
+                    lambda: len([e for at, e in events.events("appeared") if at > rolling_back]) >= 2,
+                    30,
+                    "both strangers announced by the rolled-back pod",
+                )
+            except AssertionError as error:
+                raise AssertionError(f"{error}; mosquitto_sub printed: {events.lines[-12:]}") from None
             stopped = time.time()
         wait_until(
             lambda: [e for at, e in events.events("left") if at > stopped], 30, "`left` once the stream stops"
