@@ -494,11 +494,15 @@ def test_the_embedded_broker_serves_tls_behind_a_node_port_to_the_apps_user(jets
     # Printed as lines joined by backslashes (it pastes into a shell as it is shown), for the
     # device's address (the one the store's endpoint names).
     address = re.findall(r"Model store \(S3\): http://([^:]+):30900", printed(jetson_tree))[0]
+    script = credentials / "watch-events-localhost"
+    assert f"Watch the events (MQTT over TLS) from the controller: sh {script}" in printed(jetson_tree)
     command = (
-        f"mosquitto_sub -h {address} -p 30883 \\ --cafile {credentials}/ca/ca.crt \\ -u events"
-        f" -P \"$(cat {credentials}/mqtt-events-password)\" \\ -t 'edgeface/#' -v"
+        f"exec mosquitto_sub -h {address} -p 30883 \\ --cafile {credentials}/ca/ca.crt \\ -u events"
+        f' -P "$(cat {credentials}/mqtt-events-password)" \\ -t \'edgeface/#\' -v "$@"'
     )
-    assert command in printed(jetson_tree)
+    assert command in " ".join(script.read_text().split())
+    assert script.stat().st_mode & 0o777 == 0o700
+    assert passwords["events"] not in script.read_text()
     assert passwords["events"] not in printed(jetson_tree)
 
 
