@@ -501,7 +501,7 @@ def test_the_embedded_broker_serves_tls_behind_a_node_port_to_the_apps_user(jets
         f' -P "$(cat {credentials}/mqtt-events-password)" \\ -t \'edgeface/#\' -v "$@"'
     )
     assert command in " ".join(script.read_text().split())
-    assert script.stat().st_mode & 0o777 == 0o700
+    assert script.stat().st_mode & 0o777 == 0o600
     assert passwords["events"] not in script.read_text()
     assert passwords["events"] not in printed(jetson_tree)
 
