@@ -29,7 +29,7 @@ from edgeface.config import AppConfig, CameraSpec
 from edgeface.inference import FollowJob, InferenceResult, Job, ScanJob
 from edgeface.liveness import Liveness
 from edgeface.metrics import CameraMetrics, MetricFamilies
-from edgeface.recogniser import DEFAULT_TOLERANCE
+from edgeface.recogniser import choose_tolerance
 from edgeface.scanning import ScanBudget, StillFaces, pieces
 from edgeface.scene import Scene
 from edgeface.snapshot import CameraSnapshot, Recognition
@@ -341,7 +341,7 @@ class Camera:
         self.size = (config.frame_width, config.frame_height)
         self.metrics = CameraMetrics(families, spec.name)
         self.view = View(self.metrics)
-        tolerance = config.face_tolerance if config.face_tolerance is not None else DEFAULT_TOLERANCE
+        tolerance, _ = choose_tolerance(config.face_tolerance, None)  # the model's, once loaded
         self.tracks = FaceTracks(
             tolerance,
             config.face_unknown_distance,

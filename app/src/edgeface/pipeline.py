@@ -33,7 +33,7 @@ from edgeface.inference import InferenceWorker, ModelInfo
 from edgeface.liveness import Liveness
 from edgeface.metrics import CameraMetrics, EventMetrics, MetricFamilies, PipelineCollector
 from edgeface.picture import Recognised, recognise_picture
-from edgeface.recogniser import DEFAULT_TOLERANCE
+from edgeface.recogniser import choose_tolerance
 from edgeface.scene import Scene
 from edgeface.snapshot import DeviceSnapshot
 from edgeface.source import VideoSource
@@ -257,10 +257,8 @@ class Pipeline:
         """Every face of an uploaded picture (BGR) and who it is, with the tolerance the cameras
         name faces with; None when no worker answered (edgeface.picture)."""
         named = self.model.tolerance
-        if named is None:
-            named = (
-                self.config.face_tolerance if self.config.face_tolerance is not None else DEFAULT_TOLERANCE
-            )
+        if named is None:  # no model loaded yet: as a camera starts
+            named, _ = choose_tolerance(self.config.face_tolerance, None)
         return recognise_picture(self.pool, image, named, self.config.face_unknown_distance)
 
     def snapshot(self) -> DeviceSnapshot:
