@@ -341,7 +341,7 @@ class Camera:
         self.size = (config.frame_width, config.frame_height)
         self.metrics = CameraMetrics(families, spec.name)
         self.view = View(self.metrics)
-        tolerance, _ = choose_tolerance(config.face_tolerance, None)  # the model's, once loaded
+        tolerance = choose_tolerance(config.face_tolerance, None)[0]  # the model's, once loaded
         self.tracks = FaceTracks(
             tolerance,
             config.face_unknown_distance,

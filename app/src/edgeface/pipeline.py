@@ -258,7 +258,7 @@ class Pipeline:
         name faces with; None when no worker answered (edgeface.picture)."""
         named = self.model.tolerance
         if named is None:  # no model loaded yet: as a camera starts
-            named, _ = choose_tolerance(self.config.face_tolerance, None)
+            named = choose_tolerance(self.config.face_tolerance, None)[0]
         return recognise_picture(self.pool, image, named, self.config.face_unknown_distance)
 
     def snapshot(self) -> DeviceSnapshot:
