@@ -93,9 +93,6 @@ class Deployment:
     def installed(self) -> Path:
         return self.collections / "ansible_collections" / "edgeai" / "appliance"
 
-    def site(self) -> subprocess.CompletedProcess[str]:
-        return installed_site(self.collections, self.workdir)
-
 
 def installed_site(collections: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
     """`ansible-playbook edgeai.appliance.site -i inventories/local`, as a Galaxy user runs it."""

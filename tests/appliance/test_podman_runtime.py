@@ -41,7 +41,7 @@ def test_site_brings_up_the_registry_the_rtmp_server_and_the_web_app(deployed: s
 
 
 def test_a_second_run_from_the_checkout_changes_nothing(deployed: str) -> None:
-    """After the installed collection's runs: the checkout builds the same images from the same
+    """After the installed collection's run: the checkout builds the same images from the same
     inputs (no rebuild for a revision label), so nothing is pushed, played or restarted."""
     again = local_appliance.site()
     counts = recap_counts(again.stdout)

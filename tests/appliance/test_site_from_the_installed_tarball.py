@@ -26,14 +26,11 @@ def test_the_tarball_installs_offline_where_ansible_galaxy_lists_it(
     assert not (installed / "galaxy.yml").exists() and (installed / "MANIFEST.json").exists()
 
 
-def test_site_deploys_from_the_installed_collection_and_a_rerun_changes_nothing(
-    appliance: local_appliance.Deployment,
-) -> None:
+def test_site_deploys_from_the_installed_collection(appliance: local_appliance.Deployment) -> None:
+    """Its re-run is the checkout's (test_podman_runtime): the same inputs, so nothing changes. A
+    second run of the installed collection itself would prove nothing more for a minute and a half."""
     assert recap_counts(appliance.output)["failed"] == 0
     assert "Publish RTMP to: rtmp://" in appliance.output
     # Scratch went to the controller's cache, nothing into the installed collection.
     assert not (appliance.installed / "build").exists()
     assert local_appliance.status()["model"]["version"] == "initial"
-
-    again = appliance.site()
-    assert recap_counts(again.stdout)["changed"] == 0, again.stdout[-4000:]
