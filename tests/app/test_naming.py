@@ -76,4 +76,5 @@ def test_the_status_json_carries_the_score_and_the_attempts() -> None:
         "score": 0.55,
         "attempts": 2,
         "box": {"top": 10, "right": 60, "bottom": 70, "left": 0},
+        "track": None,  # a face of an uploaded picture has no track
     }

@@ -6,17 +6,25 @@ the same environ keys before it takes a `GET /video_feed` connection away from w
 it refuses is left to Flask, whose hook answers it (401), so the stream is never handed over
 without a credential and the refusal is written in one place.
 
-Routes fall into three classes (`ACCESS`; a path not listed needs a person's session):
+Routes fall into three classes (`ACCESS`, `ACCESS_PREFIXES`; a path not listed needs a person's
+session):
 
     open      /healthz, /readyz, /login and its stylesheet: no credential
-    machine   /api/status, /api/recognize, /metrics: a bearer token (`Authorization: Bearer ...`) or a session
-    person    everything else (/, /video_feed, /static/status.js, /logout): a session
+    machine   /api/status, /api/recognize, /metrics, /api/people..., /api/tracks/...: a bearer token
+              (`Authorization: Bearer ...`) or a session
+    person    everything else (/, /people, /video_feed, /static/..., /logout): a session
+
+Every user and token has a role. A `viewer` watches; an `operator` may also change who the
+model knows: the writes under /api/people and /api/tracks (`needs_operator`) are refused to
+anyone else with 403. A write sent with a session cookie must also carry the header
+`X-Edgeface-Request: 1` (a page of another site cannot add it without the CORS preflight this app
+never answers), so a cookie alone cannot be made to enrol or forget someone.
 
 People log in with a name and password from the users file (`name:role:hash` lines, scrypt
 hashes: `hash_password`); machines send a token whose sha256 is in the tokens file
 (`name:sha256hex` lines: `token_line`). Every comparison with a secret is constant-time
-(`hmac.compare_digest`). One role, `viewer`, exists: nothing needs another yet; the field is in
-the format so that one can be added without changing it.
+(`hmac.compare_digest`). A tokens line may name its role, `name:role:sha256hex`; without one
+(`name:sha256hex`) the token is a viewer's.
 
 A session is a signed cookie (`SESSION_COOKIE`): the user name, when it was issued and a random
 id, with an HMAC-SHA256 by the session secret over them and over the user's password hash, so a
@@ -38,7 +46,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +67,19 @@ ACCESS = {
     "/metrics": MACHINE,
 }
 """Access class per path; any other path needs a session (PERSON)."""
-PAGES = frozenset({"/"})
+ACCESS_PREFIXES = (("/api/people", MACHINE), ("/api/tracks/", MACHINE))
+"""Access class of the paths under these prefixes."""
+PAGES = frozenset({"/", "/people"})
 """Paths a browser opens as a page: without a session they redirect to the login page (others: 401)."""
 LOGIN = "/login"
 SESSION_COOKIE = "edgeface_session"
-ROLES = ("viewer",)
+VIEWER, OPERATOR = "viewer", "operator"
+ROLES = (VIEWER, OPERATOR)
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+OPERATOR_PREFIXES = ("/api/people", "/api/tracks/")
+"""Writes under these paths change who the model knows: an operator's only."""
+REQUEST_HEADER = "X-Edgeface-Request"
+"""The header a write with a session cookie must carry (value 1)."""
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB, ~50 ms per check on a Jetson-class core
 SCRYPT_LENGTH = 32
@@ -137,13 +153,28 @@ def user_line(name: str, password: str, role: str = "viewer") -> str:
     return f"{name}:{role}:{hash_password(password)}"
 
 
-def token_line(name: str, token: str) -> str:
-    """One tokens-file line, `name:sha256hex`; ValueError for a bad name or short token."""
+def token_line(name: str, token: str, role: str | None = None) -> str:
+    """One tokens-file line, `name:sha256hex` (a viewer's) or `name:role:sha256hex`; ValueError
+    for a bad name, role or short token."""
     if not USER_NAME.match(name):
         raise ValueError(f"token name {name!r}: 1-64 characters of A-Z a-z 0-9 . _ @ -")
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role {role!r}: one of {', '.join(ROLES)}")
     if len(token) < MIN_TOKEN:
         raise ValueError(f"the token must have at least {MIN_TOKEN} characters")
-    return f"{name}:{hash_token(token)}"
+    return f"{name}:{hash_token(token)}" if role is None else f"{name}:{role}:{hash_token(token)}"
+
+
+def needs_operator(method: str, path: str) -> bool:
+    """Whether a request changes who the model knows (an operator's only)."""
+    return method.upper() in WRITES and path.startswith(OPERATOR_PREFIXES)
+
+
+def access_of(path: str) -> str:
+    """The access class of `path` (OPEN, MACHINE or PERSON)."""
+    if path in ACCESS:
+        return ACCESS[path]
+    return next((access for prefix, access in ACCESS_PREFIXES if path.startswith(prefix)), PERSON)
 
 
 @dataclass(frozen=True)
@@ -151,6 +182,14 @@ class User:
     name: str
     role: str
     password_hash: str
+
+
+@dataclass(frozen=True)
+class Token:
+    """A machine's bearer token, by its hash in the tokens file: its name and role."""
+
+    name: str
+    role: str = VIEWER
 
 
 def read_users(path: Path, variable: str = "WEB_USERS_FILE") -> dict[str, User]:
@@ -180,16 +219,22 @@ def read_users(path: Path, variable: str = "WEB_USERS_FILE") -> dict[str, User]:
     return users
 
 
-def read_tokens(path: Path, variable: str = "WEB_TOKENS_FILE") -> dict[str, str]:
-    """The tokens file: `name:sha256hex` lines -> {hash: name}; ConfigError naming `variable`."""
-    tokens: dict[str, str] = {}
+def read_tokens(path: Path, variable: str = "WEB_TOKENS_FILE") -> dict[str, Token]:
+    """The tokens file: `name:sha256hex` (a viewer's) or `name:role:sha256hex` lines ->
+    {hash: Token}; ConfigError naming `variable` and the line."""
+    tokens: dict[str, Token] = {}
     for number, line in _lines(path, variable):
-        name, _, digest = line.partition(":")
-        if not USER_NAME.match(name) or not SHA256_HEX.match(digest):
+        fields = line.split(":")
+        name, digest = fields[0], fields[-1]
+        role = fields[1] if len(fields) == 3 else VIEWER
+        if len(fields) not in (2, 3) or not USER_NAME.match(name) or not SHA256_HEX.match(digest):
             raise ConfigError(
-                f"{variable}={path}: line {number} is not name:sha256hex (make it with `edgeface hash-token`)"
+                f"{variable}={path}: line {number} is not name:sha256hex or name:role:sha256hex"
+                " (make it with `edgeface hash-token`)"
             )
-        tokens[digest] = name
+        if role not in ROLES:
+            raise ConfigError(f"{variable}={path}: line {number}: role {role!r} (one of {', '.join(ROLES)})")
+        tokens[digest] = Token(name, role)
     return tokens
 
 
@@ -294,6 +339,13 @@ class Decision:
     token: str | None = None
     redirect: bool = False
     bearer: bool = False  # the route takes bearer tokens (for the 401's WWW-Authenticate)
+    role: str | None = None  # the user's or token's role
+    forbidden: str | None = None  # refused although the credential is good (403): why
+
+    @property
+    def who(self) -> str | None:
+        """Who asks, as the audit trail names them: the user, or `token:<name>`."""
+        return self.user if self.user is not None else (f"token:{self.token}" if self.token else None)
 
 
 @dataclass(frozen=True)
@@ -309,7 +361,7 @@ class Authoriser:
     def __init__(
         self,
         users: Mapping[str, User],
-        tokens: Mapping[str, str] | None = None,
+        tokens: Mapping[str, str | Token] | None = None,
         secret: bytes | None = None,
         *,
         enabled: bool = True,
@@ -319,7 +371,10 @@ class Authoriser:
     ) -> None:
         self.enabled = enabled
         self.users = dict(users)
-        self.tokens = dict(tokens or {})
+        self.tokens = {
+            digest: holder if isinstance(holder, Token) else Token(holder)
+            for digest, holder in (tokens or {}).items()
+        }
         self.secret = secret or secrets.token_bytes(MIN_SECRET_BYTES)
         self.session_seconds = session_seconds
         self.cookie_secure = cookie_secure
@@ -334,18 +389,29 @@ class Authoriser:
         """The decision for a request, from its WSGI environ (PATH_INFO, HTTP_COOKIE,
         HTTP_AUTHORIZATION are read)."""
         path = str(environ.get("PATH_INFO") or "/")
-        access = ACCESS.get(path, PERSON)
-        if not self.enabled or access == OPEN:
+        method = str(environ.get("REQUEST_METHOD") or "GET")
+        access = access_of(path)
+        if not self.enabled:
+            return Decision(True, role=OPERATOR)
+        if access == OPEN:
             return Decision(True)
         session = self.session_of(environ)
         if session is not None:
-            return Decision(True, user=session.user)
-        if access == MACHINE:
-            name = self._token_name(str(environ.get("HTTP_AUTHORIZATION") or ""))
-            if name is not None:
-                return Decision(True, token=name)
-            return Decision(False, bearer=True)
-        return Decision(False, redirect=path in PAGES and environ.get("REQUEST_METHOD") in ("GET", "HEAD"))
+            decision = Decision(True, user=session.user, role=self.users[session.user].role)
+            if needs_operator(method, path) and environ.get("HTTP_X_EDGEFACE_REQUEST") != "1":
+                why = f"a write from the page needs the header {REQUEST_HEADER}: 1"
+                return replace(decision, allowed=False, forbidden=why)
+        elif access == MACHINE:
+            token = self._token(str(environ.get("HTTP_AUTHORIZATION") or ""))
+            if token is None:
+                return Decision(False, bearer=True)
+            decision = Decision(True, token=token.name, role=token.role)
+        else:
+            return Decision(False, redirect=path in PAGES and method in ("GET", "HEAD"))
+        if needs_operator(method, path) and decision.role != OPERATOR:
+            why = f"{decision.who} is a {decision.role}: enrolling and forgetting are an operator's"
+            return replace(decision, allowed=False, forbidden=why)
+        return decision
 
     @staticmethod
     def client_address(environ: Mapping[str, Any]) -> str:
@@ -357,15 +423,15 @@ class Authoriser:
         scheme from a trusted proxy's X-Forwarded-Proto, WEB_TRUSTED_PROXY; no other's)."""
         return self.cookie_secure or environ.get("wsgi.url_scheme") == "https"
 
-    def _token_name(self, authorization: str) -> str | None:
+    def _token(self, authorization: str) -> Token | None:
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return None
         presented = hash_token(token.strip())
         found = None
-        for digest, name in self.tokens.items():  # every entry compared: no early exit
+        for digest, holder in self.tokens.items():  # every entry compared: no early exit
             if hmac.compare_digest(presented, digest):
-                found = name
+                found = holder
         return found
 
     # -- logins -----------------------------------------------------------------------------------

@@ -183,6 +183,13 @@ class AppConfig:
     events_webhook_secret_file: Path | None = None  # the HMAC-SHA256 key of X-Edgeface-Signature
     events_webhook_ca_file: Path | None = None  # None: the system's CAs
     events_snapshots: bool = False  # a small JPEG of the face in appeared/renamed events
+    people_s3_url: str | None = None  # the model store's S3 endpoint; None: no people store
+    people_s3_bucket: str = "models"
+    people_s3_region: str = "us-east-1"
+    people_s3_access_key_file: Path | None = None
+    people_s3_secret_key_file: Path | None = None
+    people_s3_ca_file: Path | None = None  # None: the system's CAs
+    people_retrain_command: str = "ansible-playbook playbooks/retrain.yml -i inventories/<site>"
 
     @property
     def cameras(self) -> tuple[CameraSpec, ...]:
@@ -264,6 +271,18 @@ def _topic(text: str) -> str:
     return text
 
 
+def read_credential(path: Path, variable: str) -> str:
+    """The first line of a secret file (a password, a key); ConfigError naming `variable` when
+    unusable."""
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{variable}={str(path)!r} cannot be read: {error}") from None
+    if not text:
+        raise ConfigError(f"{variable}={str(path)!r} is empty")
+    return text.splitlines()[0]
+
+
 def _check_events(config: AppConfig) -> None:
     """The event settings that only make sense together."""
     if config.events_mqtt_url is None:
@@ -290,6 +309,30 @@ def _check_events(config: AppConfig) -> None:
         raise ConfigError(
             "EVENTS_WEBHOOK_URL needs EVENTS_WEBHOOK_SECRET_FILE: the key its events are signed with"
         )
+
+
+def _check_people(config: AppConfig) -> None:
+    """The people store's settings: its keys go with its URL."""
+    files = (
+        ("PEOPLE_S3_ACCESS_KEY_FILE", config.people_s3_access_key_file),
+        ("PEOPLE_S3_SECRET_KEY_FILE", config.people_s3_secret_key_file),
+        ("PEOPLE_S3_CA_FILE", config.people_s3_ca_file),
+    )
+    if config.people_s3_url is None:
+        for name, value in files:
+            if value is not None:
+                raise ConfigError(f"{name} is set but PEOPLE_S3_URL is not: set the store's URL too")
+    elif config.people_s3_access_key_file is None or config.people_s3_secret_key_file is None:
+        raise ConfigError(
+            "PEOPLE_S3_URL needs PEOPLE_S3_ACCESS_KEY_FILE and PEOPLE_S3_SECRET_KEY_FILE:"
+            " the store's key pair"
+        )
+
+
+def _bucket(text: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", text):
+        raise ValueError(text)
+    return text
 
 
 def _parse_cameras(environ: Mapping[str, str]) -> tuple[CameraSpec, ...] | None:
@@ -384,8 +427,20 @@ def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:
         "events_webhook_secret_file": _parse(env, "EVENTS_WEBHOOK_SECRET_FILE", Path, "a file path"),
         "events_webhook_ca_file": _parse(env, "EVENTS_WEBHOOK_CA_FILE", Path, "a file path"),
         "events_snapshots": _parse(env, "EVENTS_SNAPSHOTS", _switch, ON_OFF),
+        "people_s3_url": _parse(
+            env, "PEOPLE_S3_URL", _url(("https", "http")), "the store's http(s)://host:port, no password"
+        ),
+        "people_s3_bucket": _parse(
+            env, "PEOPLE_S3_BUCKET", _bucket, "an S3 bucket name (3-63 of a-z 0-9 . -)"
+        ),
+        "people_s3_region": _parse(env, "PEOPLE_S3_REGION", str, "a region name"),
+        "people_s3_access_key_file": _parse(env, "PEOPLE_S3_ACCESS_KEY_FILE", Path, "a file path"),
+        "people_s3_secret_key_file": _parse(env, "PEOPLE_S3_SECRET_KEY_FILE", Path, "a file path"),
+        "people_s3_ca_file": _parse(env, "PEOPLE_S3_CA_FILE", Path, "a file path"),
+        "people_retrain_command": _parse(env, "PEOPLE_RETRAIN_COMMAND", str, "a command line"),
     }
     chosen = {key: value for key, value in values.items() if value is not None}
     config = replace(AppConfig(), **chosen)  # type: ignore[arg-type]
     _check_events(config)
+    _check_people(config)
     return config

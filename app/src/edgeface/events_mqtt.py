@@ -26,14 +26,13 @@ import time
 import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edgeface import __version__
-from edgeface.config import AppConfig, ConfigError
+from edgeface.config import AppConfig, ConfigError, read_credential
 from edgeface.events import OUTBOX_SIZE, Event, Outbox, Throttled, event_payload
 
 log = logging.getLogger(__name__)
@@ -78,17 +77,6 @@ def discovery_configs(prefix: str, cameras: Sequence[str]) -> dict[str, dict[str
             "value_template": "{{ 'ON' if 'Unknown' in value_json else 'OFF' }}",
         }
     return configs
-
-
-def read_credential(path: Path, variable: str) -> str:
-    """The first line of a secret file; ConfigError naming `variable` when unusable."""
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{variable}={str(path)!r} cannot be read: {error}") from None
-    if not text:
-        raise ConfigError(f"{variable}={str(path)!r} is empty")
-    return text.splitlines()[0]
 
 
 class MqttSink:

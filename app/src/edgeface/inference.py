@@ -65,6 +65,7 @@ class ModelInfo:
     path: str
     version: str | None = None
     people: tuple[str, ...] = ()
+    trained: frozenset[str] = frozenset()  # the sha256 of every photo the model was trained on
     error: str | None = None
     tolerance: float | None = None
     tolerance_source: str | None = None
@@ -295,6 +296,7 @@ class InferenceWorker:
             path=str(config.model_filename),
             version=hello.get("version"),
             people=tuple(hello.get("people") or ()),
+            trained=frozenset(hello.get("trained") or ()),
             error=hello.get("error"),
             tolerance=hello.get("tolerance"),
             tolerance_source=hello.get("tolerance_source"),
@@ -434,6 +436,16 @@ def _follow(rgb: np.ndarray, header: dict[str, Any], detector: Detector) -> dict
     }
 
 
+def trained(model: FaceModel) -> list[str]:
+    """The sha256 of each photo the model's metadata says it was trained on."""
+    photos = model.metadata.get("photos")
+    if not isinstance(photos, list):
+        return []
+    return sorted(
+        {str(photo["sha256"]) for photo in photos if isinstance(photo, dict) and photo.get("sha256")}
+    )
+
+
 def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -> None:
     """The worker's loop: load the model, say hello, then answer one frame at a time until EOF."""
     import cv2  # noqa: PLC0415
@@ -441,7 +453,11 @@ def _serve(arguments: dict[str, Any], requests: IO[bytes], replies: IO[bytes]) -
     model: FaceModel | None
     try:
         model = load_model(arguments["model"], arguments.get("model_sha256"))
-        hello: dict[str, Any] = {"version": model.version, "people": list(model.people)}
+        hello: dict[str, Any] = {
+            "version": model.version,
+            "people": list(model.people),
+            "trained": trained(model),
+        }
     except ModelError as error:
         model, hello = None, {"error": str(error)}
     configured = arguments["tolerance"]

@@ -31,7 +31,14 @@ def install(app: Flask, authoriser: Authoriser) -> None:
         decision = authoriser.check(request.environ)
         if decision.allowed:
             g.user = decision.user
+            g.who = decision.who or "anyone"  # WEB_AUTH=off: nobody is asked
+            g.role = decision.role
             return None
+        if decision.forbidden:
+            response = jsonify(error=decision.forbidden)
+            response.status_code = 403
+            response.headers["Cache-Control"] = "no-store"
+            return response
         if decision.redirect:
             return redirect(url_for("login.page"))
         if request.path.startswith("/api/"):
@@ -46,7 +53,7 @@ def install(app: Flask, authoriser: Authoriser) -> None:
 
     @app.context_processor
     def who() -> dict[str, Any]:
-        return {"auth_enabled": authoriser.enabled, "user": g.get("user")}
+        return {"auth_enabled": authoriser.enabled, "user": g.get("user"), "role": g.get("role")}
 
     app.register_blueprint(_blueprint(authoriser))
 

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -38,7 +39,7 @@ from edgeface.scene import Scene
 from edgeface.snapshot import DeviceSnapshot
 from edgeface.source import VideoSource
 from edgeface.status import pipeline_status
-from edgeface.tracks import FaceTracks
+from edgeface.tracks import FaceTracks, TrackedFace
 from edgeface.workers import WorkerPool
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,15 @@ def event_sinks(config: AppConfig, cameras: Sequence[str], metrics: EventMetrics
             )
         )
     return EventSinks(sinks, counted=lambda event: metrics.counted(event.camera, event.type))
+
+
+@dataclass(frozen=True)
+class TrackedPicture:
+    """A tracked face and the frame it is on."""
+
+    camera: str
+    face: TrackedFace
+    image: Any  # BGR
 
 
 class Pipeline:
@@ -260,6 +270,16 @@ class Pipeline:
         if named is None:  # no model loaded yet: as a camera starts
             named = choose_tolerance(self.config.face_tolerance, None)[0]
         return recognise_picture(self.pool, image, named, self.config.face_unknown_distance)
+
+    def tracked_face(self, track: int) -> TrackedPicture | None:
+        """The face of track `track` on any camera, with the newest frame of that camera (what an
+        operator sees when naming it); None when no camera holds that face now."""
+        for camera in self.cameras:
+            face = next((face for face in camera.tracks.on_screen() if face.id == track), None)
+            if face is not None:
+                frame = camera.source.latest()
+                return None if frame is None else TrackedPicture(camera.name, face, frame.image)
+        return None
 
     def snapshot(self) -> DeviceSnapshot:
         return DeviceSnapshot(

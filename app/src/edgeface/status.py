@@ -20,7 +20,8 @@ def _rounded(value: float | None, digits: int = 4) -> float | None:
 
 def detection_status(detection: Detection) -> dict[str, Any]:
     """One face: its name, whether known, the (vote-weighted) distance, the score (1 - distance),
-    the attempts the name rests on, and its box in frame pixels."""
+    the attempts the name rests on, its box in frame pixels and its track id (what
+    POST /api/tracks/<track>/enroll names; null for an uploaded picture's face)."""
     match = detection.match
     return {
         "name": match.name,
@@ -29,6 +30,7 @@ def detection_status(detection: Detection) -> dict[str, Any]:
         "score": _rounded(match.score, 3),
         "attempts": match.attempts,
         "box": dict(zip(("top", "right", "bottom", "left"), detection.box.as_css(), strict=True)),
+        "track": detection.track,
     }
 
 

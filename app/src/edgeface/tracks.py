@@ -231,7 +231,7 @@ class FaceTracks:
         now = self.clock()
         with self._lock:
             return [
-                Detection(track.box, track.vote.match())
+                Detection(track.box, track.vote.match(), track.id)
                 for track in self._tracks
                 if now - track.found_at <= HOLD_SECONDS
                 and track.vote.total

@@ -55,7 +55,9 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    """A face found in a frame, and who it is."""
+    """A face found in a frame, and who it is; `track` is the face's track id on the device (None
+    for a face of an uploaded picture)."""
 
     box: Box
     match: Match
+    track: int | None = None

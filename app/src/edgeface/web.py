@@ -13,6 +13,8 @@
 /api/recognize  POST a picture (the body, or one file of a form; at most 8 MiB): its faces, each
               as /api/status describes one (400 not a picture, 413 too large, 429 busy, 503 starting)
 /metrics      Prometheus text format
+/people, /api/people..., /api/tracks/<track>/enroll  who the model knows, and an operator's
+              changes (edgeface.web_people)
 /login        the login form (GET) and the login (POST); /logout (POST) ends the session
 
 Every route passes edgeface.auth's one check first (edgeface.login.install): without a credential
@@ -33,30 +35,18 @@ from edgeface.auth import Authoriser, load_authoriser
 from edgeface.broadcaster import MIMETYPE
 from edgeface.config import AppConfig, load_config
 from edgeface.login import install
-from edgeface.picture import MAX_BYTES, PictureError, decode_picture
+from edgeface.people import open_people_store
+from edgeface.picture import PictureError, decode_picture
 from edgeface.pipeline import Pipeline
 from edgeface.status import detection_status, detector_status
+from edgeface.uploads import uploaded_picture
+from edgeface.web_people import people_routes
 
 EXTENSION = "edgeface"
 AUTH_EXTENSION = "edgeface-auth"
 CONFIG_EXTENSION = "edgeface-config"
 VIDEO_FEED = "/video_feed"  # the MJPEG routes (and /<name>); edgeface.server serves their GETs itself
 PICTURES_AT_ONCE = 2  # uploads recognised at the same time; one more is answered 429
-
-
-def uploaded_picture() -> bytes:
-    """The picture of a POST: the one file of a multipart form, else the body (at most MAX_BYTES
-    + 1 bytes are read, so that a larger one is told apart)."""
-    if request.content_length is not None and request.content_length > MAX_BYTES + 64 * 1024:
-        raise PictureError(
-            413, f"the request is {request.content_length} bytes: a picture may have {MAX_BYTES}"
-        )
-    if request.mimetype == "multipart/form-data":
-        files = list(request.files.values())
-        if len(files) != 1:
-            raise PictureError(400, f"the form has {len(files)} files: send one picture")
-        return files[0].stream.read(MAX_BYTES + 1)
-    return request.stream.read(MAX_BYTES + 1)
 
 
 def stream_path(path: str) -> tuple[bool, str | None]:
@@ -88,6 +78,7 @@ def create_app(
     app.extensions[AUTH_EXTENSION] = authoriser
     app.extensions[CONFIG_EXTENSION] = config
     install(app, authoriser)
+    app.register_blueprint(people_routes(pipeline, open_people_store(config), config))
 
     @app.get("/")
     def index() -> str:

@@ -58,13 +58,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="print a WEB_USERS_FILE line (name:role:scrypt-hash) for the password read from stdin",
     )
     password.add_argument("--user", required=True, help="the user name (A-Z a-z 0-9 . _ @ -)")
-    password.add_argument("--role", default="viewer", help="the role (viewer, the only one)")
+    password.add_argument(
+        "--role",
+        choices=("viewer", "operator"),
+        default="viewer",
+        help="viewer watches; operator may also enrol and forget",
+    )
     password.set_defaults(handler=run_hash_password)
 
     token = subparsers.add_parser(
-        "hash-token", help="print a WEB_TOKENS_FILE line (name:sha256) for the bearer token read from stdin"
+        "hash-token",
+        help="print a WEB_TOKENS_FILE line (name:sha256 or name:role:sha256) for the token read from stdin",
     )
     token.add_argument("--name", required=True, help="who uses the token, e.g. prometheus")
+    token.add_argument(
+        "--role",
+        choices=("viewer", "operator"),
+        default=None,
+        help="operator: may enrol and forget (default: viewer)",
+    )
     token.set_defaults(handler=run_hash_token)
 
 
@@ -314,4 +326,4 @@ def run_hash_password(args: argparse.Namespace) -> int:
 def run_hash_token(args: argparse.Namespace) -> int:
     from edgeface.auth import token_line  # noqa: PLC0415
 
-    return _print_line("hash-token", lambda token: token_line(args.name, token))
+    return _print_line("hash-token", lambda token: token_line(args.name, token, args.role))

@@ -1,5 +1,6 @@
 // Refreshes the names and figures once a second from /api/status (the videos refresh themselves);
-// a click on a camera makes it the large one of the grid.
+// a click on a camera makes it the large one of the grid. An operator may name an Unknown face:
+// its picture becomes a training photo (POST api/tracks/<track>/enroll).
 "use strict";
 
 function text(id, value) {
@@ -7,7 +8,9 @@ function text(id, value) {
   if (node) node.textContent = value;
 }
 
-function item(name, cls, camera) {
+const OPERATOR = document.body.dataset.role === "operator";
+
+function item(name, cls, camera, track) {
   const li = document.createElement("li");
   li.textContent = name;
   li.className = cls;
@@ -17,14 +20,51 @@ function item(name, cls, camera) {
     where.textContent = ` · ${camera}`;
     li.append(where);
   }
+  if (OPERATOR && cls === "unknown" && track !== null && track !== undefined) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "name-this";
+    button.textContent = "Name this person";
+    button.addEventListener("click", () => startNaming(track));
+    li.append(" ", button);
+  }
   return li;
+}
+
+function startNaming(track) {
+  const form = document.getElementById("naming");
+  form.dataset.track = track;
+  text("naming-track", track);
+  text("naming-result", "");
+  form.hidden = false;
+  document.getElementById("naming-name").focus();
+}
+
+async function saveNaming(event) {
+  event.preventDefault();
+  const form = document.getElementById("naming");
+  const name = document.getElementById("naming-name").value.trim();
+  const response = await fetch(`api/tracks/${encodeURIComponent(form.dataset.track)}/enroll`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Edgeface-Request": "1" },
+    body: JSON.stringify({ name }),
+  });
+  const body = await response.json().catch(() => ({}));
+  if (response.ok) {
+    text("naming-result", `Stored a photo of ${body.name}: the next retrain learns it (see People).`);
+    form.hidden = true;
+    form.reset();
+  } else {
+    text("naming-result", `Not stored: ${body.error || response.status}`);
+  }
 }
 
 function showNames(cameras) {
   const list = document.getElementById("names");
   const several = cameras.length > 1;
   const items = cameras.flatMap((camera) =>
-    camera.detections.map((d) => item(d.name, d.known ? "known" : "unknown", several ? camera.name : null)));
+    camera.detections.map((d) =>
+      item(d.name, d.known ? "known" : "unknown", several ? camera.name : null, d.track)));
   list.replaceChildren(...(items.length ? items : [item("nobody", "none", null)]));
 }
 
@@ -65,6 +105,11 @@ document.getElementById("cameras").addEventListener("click", (event) => {
   for (const other of grid.querySelectorAll("figure.camera")) other.classList.remove("large");
   figure.classList.toggle("large", large);
   grid.classList.toggle("focused", large);
+});
+
+document.getElementById("naming").addEventListener("submit", saveNaming);
+document.getElementById("naming-cancel").addEventListener("click", () => {
+  document.getElementById("naming").hidden = true;
 });
 
 setInterval(refresh, 1000);
