@@ -217,3 +217,21 @@ def test_convert_legacy_reads_the_demos_shapes(content: object, tmp_path: Path) 
     np.testing.assert_allclose(model.encodings[1], np.full(128, 0.2))
     assert model.version == "2301010000"
     assert model.metadata["converted_from"]["file"] == "old.pickle"
+
+
+def test_an_empty_folder_trains_an_empty_model_only_when_allowed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The people store after everyone was forgotten: retrain publishes a model that knows nobody."""
+    empty = tmp_path / "photos"
+    empty.mkdir()
+    output = tmp_path / "model.data"
+
+    assert edgeface("train", empty, "-o", output, "--version", "2612050000") == 1
+    assert not output.exists()
+    assert edgeface("train", empty, "-o", output, "--version", "2612050000", "--allow-empty") == 0
+    assert edgeface("validate", output, empty) == 1  # an empty model is refused unless allowed
+    assert edgeface("validate", output, empty, "--allow-empty") == 0
+    assert "nobody to recognise" in capsys.readouterr().out
+    assert edgeface("inspect", output) == 0
+    assert "rows      0 encodings of 0 people" in capsys.readouterr().out

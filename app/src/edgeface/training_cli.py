@@ -44,6 +44,11 @@ def register(subparsers: Any) -> None:
     train.add_argument(
         "--strict", action="store_true", help="fail (and write nothing) if any photo is skipped"
     )
+    train.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="no usable photo writes an empty model (the people store after everyone was forgotten)",
+    )
     train.add_argument("--jobs", type=positive_int, default=os.cpu_count() or 1, help="worker processes")
     train.add_argument(
         "--tolerance", type=_tolerance, default=DEFAULT_TOLERANCE, help="recorded in the model"
@@ -66,6 +71,9 @@ def register(subparsers: Any) -> None:
         "photos", nargs="?", help="folder of photos or metadata.yaml (default: $MODEL_TRAINING_YAML)"
     )
     validate.add_argument("--tolerance", type=_tolerance, help="default: the model's own tolerance")
+    validate.add_argument(
+        "--allow-empty", action="store_true", help="an empty model passes when there is no photo either"
+    )
     validate.add_argument(
         "--cache", type=Path, help="encoding cache folder (default: <model dir>/.edgeface-cache)"
     )
@@ -109,7 +117,7 @@ def _error(message: str) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from edgeface.model import save_model  # noqa: PLC0415
+    from edgeface.model import new_version, save_model  # noqa: PLC0415
     from edgeface.training.build import train  # noqa: PLC0415 (heavy: cv2, face stack)
     from edgeface.training.cache import default_cache_dir  # noqa: PLC0415
     from edgeface.training.detection import DetectionSettings  # noqa: PLC0415
@@ -135,12 +143,16 @@ def run_train(args: argparse.Namespace) -> int:
     except TrainingError as error:
         return _error(str(error))
     print(format_summary(result))
-    if result.model is None:
-        return _error(f"no usable photo in {source}: nothing written ({output} left as it was)")
     if args.strict and result.skipped:
         return _error(f"--strict: {len(result.skipped)} photos skipped: nothing written")
-    file_sha = save_model(result.model, output)
-    print(f"wrote {output}: version {result.model.version}, sha256 {file_sha}")
+    model = result.model
+    if model is None and args.allow_empty:
+        model = empty_model(args.model_version or new_version(), args.tolerance)
+        print("no usable photo: the model is empty, it knows nobody (--allow-empty)")
+    if model is None:
+        return _error(f"no usable photo in {source}: nothing written ({output} left as it was)")
+    file_sha = save_model(model, output)
+    print(f"wrote {output}: version {model.version}, sha256 {file_sha}")
     return 0
 
 
@@ -193,6 +205,9 @@ def run_validate(args: argparse.Namespace) -> int:
         photos, missing = discover_photos(source)
     except (ModelError, TrainingError) as error:
         return _error(str(error))
+    if args.allow_empty and len(model) == 0 and not photos and not missing:
+        print(f"the model is empty and {source} has no photo: nobody to recognise (--allow-empty)")
+        return 0
     tolerance = args.tolerance or model_tolerance(model) or DEFAULT_TOLERANCE
     settings = DetectionSettings.from_metadata(model.metadata)
     cache = EncodingCache(args.cache or default_cache_dir(args.model), settings)
@@ -202,20 +217,27 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
-def run_init_model(args: argparse.Namespace) -> int:
+def empty_model(version: str, tolerance: float = DEFAULT_TOLERANCE) -> Any:
+    """A model that knows nobody (a FaceModel)."""
     import numpy as np  # noqa: PLC0415
 
-    from edgeface.model import FaceModel, save_model, utc_timestamp  # noqa: PLC0415
+    from edgeface.model import FaceModel, utc_timestamp  # noqa: PLC0415
 
     metadata = {
-        "version": args.model_version,
+        "version": version,
         "created": utc_timestamp(),
         "people": {},
         "photos": [],
         "skipped": [],
-        "tolerance": DEFAULT_TOLERANCE,
+        "tolerance": tolerance,
     }
-    file_sha = save_model(FaceModel(np.zeros((0, 128)), (), metadata), args.output)
+    return FaceModel(np.zeros((0, 128)), (), metadata)
+
+
+def run_init_model(args: argparse.Namespace) -> int:
+    from edgeface.model import save_model  # noqa: PLC0415
+
+    file_sha = save_model(empty_model(args.model_version), args.output)
     print(f"wrote {args.output}: empty model, version {args.model_version}, sha256 {file_sha}")
     return 0
 
