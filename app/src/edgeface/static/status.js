@@ -14,6 +14,7 @@ function item(name, cls, camera, track) {
   const li = document.createElement("li");
   li.textContent = name;
   li.className = cls;
+  if (track !== null && track !== undefined) li.dataset.track = track;
   if (camera) {
     const where = document.createElement("span");
     where.className = "where";
