@@ -165,7 +165,7 @@ class AppConfig:
     web_port: int = 5000
     web_auth: bool = True  # every route but /healthz, /readyz and the login page needs a credential
     web_users_file: Path | None = None  # name:role:scrypt-hash lines (edgeface.auth)
-    web_tokens_file: Path | None = None  # name:sha256-of-token lines, for /api/status and /metrics
+    web_tokens_file: Path | None = None  # name[:role]:sha256-of-token lines, for /api/... and /metrics
     web_session_secret_file: Path | None = None  # None: a secret made at start (sessions end at restart)
     web_session_hours: float = 12.0  # a login lasts this long
     web_trusted_proxy: str | None = None  # address (or *) of a TLS terminator whose X-Forwarded-* count
