@@ -16,11 +16,25 @@ from dataclasses import dataclass, field
 from typing import Any
 
 try:
+    import boto3
+    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 except ImportError:  # reported by the module through missing_required_lib
+    boto3 = None
     BotoCoreError = ClientError = EndpointConnectionError = Exception
 
+# The options every module of the collection that talks to S3 takes (doc fragment edgeai.appliance.s3).
+CONNECTION_ARGUMENT_SPEC = {
+    "endpoint_url": {"type": "str", "default": ""},
+    "region": {"type": "str", "default": "us-east-1"},
+    "access_key": {"type": "str", "required": True, "no_log": True},
+    "secret_key": {"type": "str", "required": True, "no_log": True},
+    "validate_certs": {"type": "bool", "default": True},
+    "bucket": {"type": "str", "required": True},
+}
+
 NOT_FOUND = {"404", "NoSuchBucket", "NotFound"}
+NO_SUCH_KEY = {"404", "NoSuchKey", "NotFound"}
 TAKEN = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 REFUSED_CREDENTIALS = {"SignatureDoesNotMatch", "InvalidAccessKeyId", "AccessDenied", "403", "InvalidToken"}
 
@@ -45,6 +59,20 @@ class Publication:
     @property
     def changed(self) -> bool:
         return self.bucket_created or bool(self.objects)
+
+
+def connect(params: dict[str, Any]) -> Any:
+    """A boto3 S3 client for a module's CONNECTION_ARGUMENT_SPEC parameters (the caller has
+    checked that boto3 is there)."""
+    return boto3.client(
+        "s3",
+        endpoint_url=params["endpoint_url"] or None,
+        region_name=params["region"],
+        aws_access_key_id=params["access_key"],
+        aws_secret_access_key=params["secret_key"],
+        verify=params["validate_certs"],
+        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=10),
+    )
 
 
 def error_code(error: Exception) -> str:

@@ -22,6 +22,7 @@ requirements:
   - boto3 on the host that runs the module
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
+  - edgeai.appliance.s3
 attributes:
   check_mode:
     support: full
@@ -31,31 +32,6 @@ attributes:
   platform:
     platforms: posix
 options:
-  endpoint_url:
-    description:
-      - URL of the S3 endpoint; empty for AWS.
-    type: str
-    default: ""
-  region:
-    description:
-      - Region name used to sign requests.
-    type: str
-    default: us-east-1
-  access_key:
-    description:
-      - Access key ID.
-    type: str
-    required: true
-  secret_key:
-    description:
-      - Secret access key.
-    type: str
-    required: true
-  validate_certs:
-    description:
-      - Verify the endpoint's TLS certificate.
-    type: bool
-    default: true
   bucket:
     description:
       - Name of the bucket.
@@ -120,23 +96,15 @@ reason:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib  # noqa: E402
 from ansible_collections.edgeai.appliance.plugins.module_utils.s3_versions import (  # noqa: E402
+    CONNECTION_ARGUMENT_SPEC,
     PublishError,
+    boto3,
+    connect,
     publish,
 )
 
-try:
-    import boto3
-    from botocore.config import Config
-except ImportError:
-    boto3 = None
-
 ARGUMENT_SPEC = {
-    "endpoint_url": {"type": "str", "default": ""},
-    "region": {"type": "str", "default": "us-east-1"},
-    "access_key": {"type": "str", "required": True, "no_log": True},
-    "secret_key": {"type": "str", "required": True, "no_log": True},
-    "validate_certs": {"type": "bool", "default": True},
-    "bucket": {"type": "str", "required": True},
+    **CONNECTION_ARGUMENT_SPEC,
     "create_bucket": {"type": "bool", "default": False},
     "prefix": {"type": "str", "default": ""},
     "files": {"type": "list", "elements": "path", "default": []},
@@ -149,18 +117,9 @@ def main() -> None:
     if boto3 is None:
         module.fail_json(msg=missing_required_lib("boto3"))
     params = module.params
-    client = boto3.client(
-        "s3",
-        endpoint_url=params["endpoint_url"] or None,
-        region_name=params["region"],
-        aws_access_key_id=params["access_key"],
-        aws_secret_access_key=params["secret_key"],
-        verify=params["validate_certs"],
-        config=Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=10),
-    )
     try:
         publication = publish(
-            client,
+            connect(params),
             params["bucket"],
             params["prefix"].strip("/"),
             params["files"],

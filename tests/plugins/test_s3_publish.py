@@ -16,15 +16,13 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-import yaml
 
-from playbook import run_playbook
 from servers import S3Server, free_port
 
 from .conftest import REPO_ROOT, load_by_path
+from .conftest import run_module as run_collection_module
 
 S3_VERSIONS_PATH = REPO_ROOT / "plugins" / "module_utils" / "s3_versions.py"
-LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
 
 
 @pytest.fixture(scope="module")
@@ -48,28 +46,8 @@ def version_files(folder: Path, label: str) -> list[str]:
 
 def run_module(tmp: Path, store: S3Server, check_mode: bool = False, **arguments: Any) -> dict[str, Any]:
     """One task of edgeai.appliance.s3_publish on localhost; its registered result."""
-    result_file = tmp / "result.json"
-    task = {
-        "name": "Publish",
-        "edgeai.appliance.s3_publish": {
-            "endpoint_url": store.url,
-            "access_key": store.access_key,
-            "secret_key": store.secret_key,
-            **arguments,
-        },
-        "register": "published",
-        "ignore_errors": True,
-    }
-    save = {"ansible.builtin.copy": {"content": "{{ published | to_json }}", "dest": str(result_file)}}
-    save["check_mode"] = False  # type: ignore[assignment]
-    playbook = tmp / "publish.yml"
-    play = {"hosts": "localhost", "gather_facts": False, "vars": LOCAL, "tasks": [task, save]}
-    playbook.write_text(yaml.safe_dump([play]))
-    args = ["-i", "localhost,"] + (["--check"] if check_mode else [])
-    run = run_playbook(str(playbook), *args)
-    result: dict[str, Any] = json.loads(result_file.read_text())
-    result["output"] = run.stdout + run.stderr
-    return result
+    credentials = {"endpoint_url": store.url, "access_key": store.access_key, "secret_key": store.secret_key}
+    return run_collection_module(tmp, "edgeai.appliance.s3_publish", {**credentials, **arguments}, check_mode)
 
 
 def test_a_missing_bucket_is_named_and_made_only_when_asked(tmp_path: Path, store: S3Server) -> None:
