@@ -44,6 +44,10 @@ PULL_AUTHFILE = SECRETS_DIR / "registry-pull" / ".dockerconfigjson"
 CREDENTIALS_DIR = REPO_ROOT / "inventories" / "local" / "credentials"
 CA_FILE = CREDENTIALS_DIR / "ca" / "ca.crt"
 CERTS_D = Path("/etc/containers/certs.d")
+# retrain_work_dir's default: the controller's cache (one folder per version, the encoding cache).
+CACHE_HOME = os.environ.get("XDG_CACHE_HOME", "")
+CACHE = Path(CACHE_HOME) if os.path.isabs(CACHE_HOME) else Path.home() / ".cache"
+RETRAIN_WORK = CACHE / "edgeai-appliance" / "retrain"
 
 
 class SiteCAHandler(urllib.request.HTTPSHandler):
@@ -137,14 +141,18 @@ def deploy_from_the_tarball(workdir: Path) -> Deployment:
     return Deployment(collections=collections, workdir=workdir, output=output)
 
 
-def retrain(photos: Path, *args: str, check: bool = True, **extra: str) -> subprocess.CompletedProcess[str]:
-    """playbooks/retrain.yml as the README gives it: the photos folder, nothing about S3."""
+def retrain(
+    photos: Path | None, *args: str, check: bool = True, **extra: str
+) -> subprocess.CompletedProcess[str]:
+    """playbooks/retrain.yml as the README gives it: the photos folder (None: the store's photos
+    alone, as the people page's command runs it), nothing about S3."""
+    folder = {"retrain_photos_dir": str(photos)} if photos else {}
     return run_playbook(
         "playbooks/retrain.yml",
         "-i",
         "inventories/local",
         *args,
-        extra_vars={"retrain_photos_dir": str(photos), **extra},
+        extra_vars={**folder, **extra},
         check=check,
     )
 

@@ -7,6 +7,8 @@ import hashlib
 import json
 import shutil
 import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -15,13 +17,41 @@ import pytest
 
 import local_appliance
 from local_appliance import EmbeddedStore
+from playbook import recap_counts
 from servers import wait_until
 
 pytestmark = pytest.mark.slow
 
+PEOPLE = ("photos/", "forget/")  # what the web app's people page keeps in the store
+
 
 def add(folder: Path, sample_photos: Path, sample: str, person: str) -> None:
     shutil.copy(sample_photos / sample, folder / f"{person}.jpg")
+
+
+def people_keys(s3: EmbeddedStore) -> list[str]:
+    stored: list[str] = s3.keys()  # the bucket's keys (a store, not a dict)
+    return [key for key in stored if key.startswith(PEOPLE)]
+
+
+def store_digest_of(keys: list[str]) -> str:
+    """The digest sources.json records: sha256 of the people's keys, sorted, one per line."""
+    return "sha256:" + hashlib.sha256("".join(f"{key}\n" for key in sorted(keys)).encode()).hexdigest()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_people_in_the_store(s3: EmbeddedStore) -> Iterator[None]:
+    """Retrain trains the store's people too: these tests start with none (the demo flow leaves
+    its forget marker), and what the store held is put back at the end."""
+    client = s3.client()
+    held = {key: client.get_object(Bucket=s3.bucket, Key=key)["Body"].read() for key in people_keys(s3)}
+    for key in [*held, *people_keys(s3)]:
+        client.delete_object(Bucket=s3.bucket, Key=key)
+    yield
+    for key in people_keys(s3):
+        client.delete_object(Bucket=s3.bucket, Key=key)
+    for key, body in held.items():
+        client.put_object(Bucket=s3.bucket, Key=key, Body=body)
 
 
 def test_the_gate_stops_a_model_of_bad_photos_and_nothing_is_published(
@@ -44,8 +74,12 @@ def test_wrong_s3_credentials_push_nothing_and_show_no_secret(
     before = local_appliance.published()
     result = local_appliance.retrain(photos, check=False, retrain_s3_secret_key=wrong_secret)
     assert result.returncode != 0
-    assert "S3 upload of model" in result.stdout
+    # The store's photos are read before training: the refusal stops the run there.
+    assert (
+        "Gathering the photos to train on from bucket models at http://127.0.0.1:9000 failed" in result.stdout
+    )
     assert "S3 refused the credentials" in result.stdout
+    assert ": Train on " not in result.stdout
     assert wrong_secret not in result.stdout + result.stderr
     assert s3.secret_key not in result.stdout + result.stderr
     assert local_appliance.published() == before
@@ -89,14 +123,28 @@ def test_with_the_store_down_retrain_says_so_and_publishes_nothing(
 def test_a_retrain_publishes_and_rolls_out_the_new_person(
     deployed: str, stream: Path, s3: EmbeddedStore, photos: Path, sample_photos: Path, tmp_path: Path
 ) -> None:
+    """Also: a person forgotten on the people page (a marker in the store) is left out of the model
+    even though the folder has their photo."""
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
+    add(photos, sample_photos, "obama.jpg", "Barack Obama")
     keys, tags, serving = local_appliance.published()
-    result = local_appliance.retrain(photos)
+    marker = "forget/Barack Obama.json"
+    s3.client().put_object(Bucket=s3.bucket, Key=marker, Body=b'{"name": "Barack Obama", "photos": []}')
+    try:
+        result = local_appliance.retrain(photos)
+    finally:
+        s3.client().delete_object(Bucket=s3.bucket, Key=marker)
     version = local_appliance.model_version()
     assert version.isdigit() and len(version) == 10, version
     assert f"model {version} in service (was {serving})" in result.stdout
+    assert f"Forgotten, so left out of {photos}: Barack Obama" in " ".join(result.stdout.split())
     # S3 holds the complete version folder; the image carries the very same bytes.
-    assert s3.keys() == sorted([*keys, f"{version}/metadata.json", f"{version}/model.data"])
+    folder = [f"{version}/{name}" for name in ("metadata.json", "model.data", "sources.json")]
+    assert s3.keys() == sorted([*keys, *folder])
+    sources = json.loads(
+        s3.client().get_object(Bucket=s3.bucket, Key=f"{version}/sources.json")["Body"].read()
+    )
+    assert sources == {"photos": [], "forgotten": ["Barack Obama"], "digest": store_digest_of([marker])}
     s3_bytes = s3.client().get_object(Bucket=s3.bucket, Key=f"{version}/model.data")["Body"].read()
     copy = tmp_path / "copy"
     copy.mkdir(mode=0o777)
@@ -209,3 +257,40 @@ def test_a_refused_retrain_fixed_in_the_same_minute_trains_the_new_photos(
     assert "nothing was trained" in again.stdout
     assert ": Train on " not in again.stdout
     assert local_appliance.model_version() == version
+
+
+def test_with_no_folder_the_stores_photos_are_trained_and_leave_the_controller(
+    deployed: str, s3: EmbeddedStore, sample_photos: Path
+) -> None:
+    """The people page's command: no photos folder. A photo stored as the app stores it is
+    downloaded, trained (the model knows that person), recorded in sources.json and removed."""
+    photo = (sample_photos / "biden.jpg").read_bytes()
+    key = f"photos/Joe Biden/{hashlib.sha256(photo).hexdigest()}.jpg"
+    s3.client().put_object(Bucket=s3.bucket, Key=key, Body=photo)
+    version = "9912312356"
+    result = local_appliance.retrain(None, retrain_version=version)
+    assert "Training on 1 photos of the store (Joe Biden)" in result.stdout
+    assert f"model {version} in service" in result.stdout
+    assert local_appliance.status()["model"]["people"] == ["Joe Biden"]
+    sources = json.loads(
+        s3.client().get_object(Bucket=s3.bucket, Key=f"{version}/sources.json")["Body"].read()
+    )
+    assert sources == {"photos": [key], "forgotten": [], "digest": store_digest_of([key])}
+    assert not (local_appliance.RETRAIN_WORK / version / "photos").exists()
+    assert not list(local_appliance.RETRAIN_WORK.glob("*/photos"))
+
+
+def test_with_no_folder_and_nothing_pending_retrain_ends_before_training(
+    deployed: str, s3: EmbeddedStore
+) -> None:
+    """After the test above (this file runs in order): the model in service has the store's photos,
+    so a run (on a timer, from AAP) ends at once, changing and publishing nothing."""
+    serving = local_appliance.model_version()
+    before = local_appliance.published()
+    started = time.monotonic()
+    result = local_appliance.retrain(None, retrain_version="9912312355")
+    seconds = time.monotonic() - started
+    assert f"nothing pending: model {serving} already has the store's photos" in result.stdout, seconds
+    assert recap_counts(result.stdout)["changed"] == 0
+    assert ": Train on " not in result.stdout and "Build the model image" not in result.stdout
+    assert local_appliance.published() == before
