@@ -501,9 +501,12 @@ class S3Server(S3Endpoint):
     InvalidAccessKeyId / SignatureDoesNotMatch, as AWS does. Buckets are not made by uploads.
     """
 
-    def __init__(self, bucket: str | None = "models") -> None:
+    def __init__(self, bucket: str | None = "models", identities: str = "") -> None:
+        """`identities`: a SeaweedFS identities file of its own (e.g. the object_store role's); set
+        `access_key`/`secret_key` to one of its key pairs before `start`."""
         self.master_port, self.volume_port, self.filer_port, self.port = free_grpc_ports(4)
         self.bucket = bucket
+        self.identities = identities
         self.directory = Path(tempfile.mkdtemp(prefix="s3-"))
         self.process: subprocess.Popen[bytes] | None = None
         self.access_key = "EDGEAITESTKEY" + os.urandom(4).hex().upper()
@@ -513,7 +516,7 @@ class S3Server(S3Endpoint):
 
     def start(self) -> S3Server:
         config = self.directory / "s3.json"
-        config.write_text(s3_identities(self.access_key, self.secret_key))
+        config.write_text(self.identities or s3_identities(self.access_key, self.secret_key))
         (self.directory / "data").mkdir()
         command = [str(Path(sys.executable).parent / "weed"), "server", f"-dir={self.directory / 'data'}"]
         command += ["-ip=127.0.0.1", "-ip.bind=127.0.0.1", f"-master.port={self.master_port}"]

@@ -104,7 +104,7 @@ def test_only_healthz_and_readyz_answer_without_a_credential(deployed: str) -> N
     # The files the pod reads: root and group root only; the generated secrets never printed.
     users = local_appliance.SECRETS_DIR / "webapp-auth" / "users"
     assert users.stat().st_mode & 0o777 == 0o640
-    assert users.read_text().startswith("operator:viewer:scrypt$")
+    assert users.read_text().startswith("operator:operator:scrypt$")
     for name in (
         "webapp-password",
         "webapp-token",
@@ -158,6 +158,26 @@ def test_the_store_has_its_bucket_runs_unprivileged_and_refuses_unsigned_request
         expected = 0o700 if path.is_dir() else 0o644 if path.suffix == ".crt" else 0o600
         assert path.stat().st_mode & 0o777 == expected, path
     assert store.secret_key not in deployed and store.access_key not in deployed
+
+
+def test_the_app_reads_the_people_store_with_its_own_key_which_writes_no_model(deployed: str) -> None:
+    """The people page's store: the app reaches the embedded store with a key pair of its own (root-only
+    files of the Secret webapp-store), which may write the people's prefixes but never a model."""
+    files = local_appliance.SECRETS_DIR / "webapp-store"
+    assert sorted(path.name for path in files.iterdir()) == ["s3-access-key", "s3-secret-key"]
+    assert {path.stat().st_mode & 0o777 for path in files.iterdir()} == {0o640}
+    with local_appliance.logged_in().open(f"{local_appliance.WEBAPP}/api/people", timeout=10) as response:
+        people = json.loads(response.read())
+    assert people["store"] is None, people["store"]  # listed the store's photos/ and forget/
+    assert people["retrain_command"] == "ansible-playbook playbooks/retrain.yml -i inventories/local"
+    store = local_appliance.EmbeddedStore()
+    app = store.client(
+        local_appliance.credential("s3-webapp-access-key"), local_appliance.credential("s3-webapp-secret-key")
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as refused:
+        app.put_object(Bucket="models", Key="initial/model.data", Body=b"not a model")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+    assert local_appliance.credential("s3-webapp-secret-key") not in deployed
 
 
 def test_the_registry_serves_only_over_tls_to_the_site_pusher_and_deletes_nothing(

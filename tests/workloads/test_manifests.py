@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.exceptions
 import jsonschema
 import kubernetes_validate
 import pytest
@@ -506,6 +507,82 @@ def test_the_embedded_broker_serves_tls_behind_a_node_port_to_the_apps_user(jets
     assert passwords["events"] not in printed(jetson_tree)
 
 
+def test_the_app_reaches_the_people_store_with_a_key_of_its_own_from_a_secret(
+    nuc_tree: Path, jetson_tree: Path
+) -> None:
+    """edge_s3: embedded (the Jetson): the app's PEOPLE_* variables name the store's Service, the
+    models bucket and the files of the Secret webapp-store (its own key pair, generated once), and
+    the command its page prints; the tree holds no key. external without a URL (the NUC): none."""
+    (app,) = webapp_pod(jetson_tree)["containers"]
+    env = {name: value for name, value in env_of(app).items() if name.startswith("PEOPLE_")}
+    retrain = f"ansible-playbook playbooks/retrain.yml -i inventories/{jetson_tree.parent.name}"
+    assert env == {
+        "PEOPLE_S3_URL": "http://object-store:8333",
+        "PEOPLE_S3_BUCKET": "models",
+        "PEOPLE_S3_REGION": "us-east-1",
+        "PEOPLE_S3_ACCESS_KEY_FILE": "/etc/edgeface/store/s3-access-key",
+        "PEOPLE_S3_SECRET_KEY_FILE": "/etc/edgeface/store/s3-secret-key",
+        "PEOPLE_RETRAIN_COMMAND": retrain,
+    }
+    assert {"name": "store", "mountPath": "/etc/edgeface/store", "readOnly": True} in app["volumeMounts"]
+    assert {"name": "store", "secret": {"secretName": "webapp-store"}} in webapp_pod(jetson_tree)["volumes"]
+    credentials = jetson_tree.parent / "credentials"
+    store = credentials / "localhost-webapp-store"
+    assert sorted(path.name for path in store.iterdir()) == ["s3-access-key", "s3-secret-key"]
+    for name in ("access", "secret"):
+        key = (credentials / f"s3-webapp-{name}-key").read_text().split()[0]
+        assert (store / f"s3-{name}-key").read_text() == key
+        assert key != (credentials / f"s3-{name}-key").read_text().split()[0], "retrain's key pair"
+        assert not [path for path in jetson_tree.rglob("*") if path.is_file() and key in path.read_text()]
+
+    (app,) = webapp_pod(nuc_tree)["containers"]
+    assert not [name for name in env_of(app) if name.startswith("PEOPLE_")]
+    assert all(volume["name"] != "store" for volume in webapp_pod(nuc_tree)["volumes"])
+
+
+def test_the_apps_store_key_writes_only_the_people_prefixes_of_its_bucket(jetson_tree: Path) -> None:
+    """The identities file the object_store role rendered, served by the real SeaweedFS: the app's
+    key reads the models bucket and writes photos/, forget/ and audit/ only: no model version, no
+    other bucket, no bucket made or removed. Retrain's key may do all of it."""
+    credentials = jetson_tree.parent / "credentials"
+    rendered = (credentials / "localhost-object-store-identities" / "s3.json").read_text()
+    with S3Server(bucket=None, identities=rendered) as store:
+        store.access_key = (credentials / "s3-access-key").read_text().split()[0]
+        store.secret_key = (credentials / "s3-secret-key").read_text().split()[0]
+        retrain = store.client()
+        for bucket in ("models", "other"):
+            retrain.create_bucket(Bucket=bucket)
+        retrain.put_object(Bucket="models", Key="2412011200/model.data", Body=b"model")
+        app = store.client(
+            (credentials / "s3-webapp-access-key").read_text().split()[0],
+            (credentials / "s3-webapp-secret-key").read_text().split()[0],
+        )
+        for prefix in ("photos/Ada Lovelace/", "forget/", "audit/2026/01/02/"):
+            app.put_object(Bucket="models", Key=f"{prefix}x", Body=b"x")
+            app.delete_object(Bucket="models", Key=f"{prefix}x")
+        assert app.get_object(Bucket="models", Key="2412011200/model.data")["Body"].read() == b"model"
+        assert app.list_objects_v2(Bucket="models")["KeyCount"] == 1
+        refused = {
+            "overwrite a model": lambda: app.put_object(
+                Bucket="models", Key="2412011200/model.data", Body=b"x"
+            ),
+            "publish a version": lambda: app.put_object(
+                Bucket="models", Key="2412011201/model.data", Body=b"x"
+            ),
+            "delete a model": lambda: app.delete_object(Bucket="models", Key="2412011200/model.data"),
+            "read another bucket": lambda: app.list_objects_v2(Bucket="other"),
+            "write another bucket": lambda: app.put_object(Bucket="other", Key="photos/x", Body=b"x"),
+            "make a bucket": lambda: app.create_bucket(Bucket="made"),
+            "remove the bucket": lambda: app.delete_bucket(Bucket="models"),
+        }
+        for what, attempt in refused.items():
+            with pytest.raises(botocore.exceptions.ClientError) as error:
+                attempt()
+            assert error.value.response["Error"]["Code"] == "AccessDenied", what
+        assert [bucket["Name"] for bucket in app.list_buckets()["Buckets"]] == ["models"]
+        assert retrain.get_object(Bucket="models", Key="2412011200/model.data")["Body"].read() == b"model"
+
+
 @pytest.mark.parametrize("tree_name", ["nuc_tree", "jetson_tree"])
 def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pytest.FixtureRequest) -> None:
     """GitOps: pods name their Secrets (the web app's users and tokens, the RTMP publish key, the
@@ -522,7 +599,9 @@ def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pyte
         if "secret" in volume
     }
     expected = {"webapp-auth", "nginx-rtmp-auth", "registry"} | (
-        {"object-store-identities", "mqtt-broker", "webapp-events"} if tree_name == "jetson_tree" else set()
+        {"object-store-identities", "mqtt-broker", "webapp-events", "webapp-store"}
+        if tree_name == "jetson_tree"
+        else set()
     )
     assert named == expected
     pull_secrets = {
@@ -534,13 +613,21 @@ def test_the_tree_names_each_secret_and_holds_none(tree_name: str, request: pyte
         assert folder.stat().st_mode & 0o777 == 0o700, folder
         assert all(path.stat().st_mode & 0o777 == 0o600 for path in folder.iterdir()), folder
     users = (credentials / "localhost-webapp-auth" / "users").read_text()
-    assert users.startswith("operator:viewer:scrypt$16384$8$1$")
+    assert users.startswith("operator:operator:scrypt$16384$8$1$")
+    token = (credentials / "webapp-token").read_text().split()[0]
+    tokens = (credentials / "localhost-webapp-auth" / "tokens").read_text()
+    assert tokens == f"machines:viewer:{hashlib.sha256(token.encode()).hexdigest()}\n"
     if tree_name == "jetson_tree":
         identities = json.loads((credentials / "localhost-object-store-identities" / "s3.json").read_text())
-        keys = identities["identities"][0]["credentials"][0]
-        assert keys == {
-            "accessKey": (credentials / "s3-access-key").read_text().split()[0],
-            "secretKey": (credentials / "s3-secret-key").read_text().split()[0],
+        pairs = {identity["name"]: identity["credentials"] for identity in identities["identities"]}
+        assert pairs == {
+            name: [
+                {
+                    "accessKey": (credentials / f"s3{infix}-access-key").read_text().split()[0],
+                    "secretKey": (credentials / f"s3{infix}-secret-key").read_text().split()[0],
+                }
+            ]
+            for name, infix in (("retrain", ""), ("webapp", "-webapp"))
         }
     generated = [path.read_text().split()[0] for path in credentials.iterdir() if path.is_file()]
     assert len(generated) >= 5
@@ -622,6 +709,18 @@ ROLE_ALONE = """
             "nginx_rtmp",
             {"nginx_rtmp_publish_keys": {"test": "Pa55word,short"}},
             ["nginx_rtmp_publish_keys", "the key of test"],
+        ),
+        (
+            "webapp",
+            {
+                "webapp_people_s3_url": "https://app:Pa55word@s3.example.com/models",
+                "webapp_people_s3_bucket": "Models",
+            },
+            [
+                "webapp_people_s3_url is not http(s)://host[:port]",
+                "webapp_people_s3_access_key and webapp_people_s3_secret_key are required",
+                'webapp_people_s3_bucket: "Models" is not a bucket name',
+            ],
         ),
     ],
 )
