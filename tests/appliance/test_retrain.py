@@ -268,6 +268,10 @@ def test_with_no_folder_the_stores_photos_are_trained_and_leave_the_controller(
     key = f"photos/Joe Biden/{hashlib.sha256(photo).hexdigest()}.jpg"
     s3.client().put_object(Bucket=s3.bucket, Key=key, Body=photo)
     version = "9912312356"
+    before = local_appliance.published()
+    checked = local_appliance.retrain(None, "--check", retrain_version=version)
+    assert "Would train on 1 photos of the store (Joe Biden)" in checked.stdout
+    assert local_appliance.published() == before and not (local_appliance.RETRAIN_WORK / version).exists()
     result = local_appliance.retrain(None, retrain_version=version)
     assert "Training on 1 photos of the store (Joe Biden)" in result.stdout
     assert f"model {version} in service" in result.stdout
