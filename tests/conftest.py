@@ -19,10 +19,12 @@ REPO_ROOT = TESTS.parent
 # The suites on the one appliance of a run go last, in this order: the deployment's own checks, the
 # demo flow (which starts from the fresh appliance), the runtime and retrain checks, and last the
 # suite that stops the pods and resets the machine. Each leaves the appliance serving.
+# The demo flow runs after the appliance's own suites (which end serving the model they found,
+# `initial`) and leaves its last model in service; the lifecycle suite resets everything last.
 APPLIANCE_SUITES = (
     "appliance/test_site_from_the_installed_tarball.py",
-    "e2e/",
     "appliance/",
+    "e2e/",
     "lifecycle/",
 )
 

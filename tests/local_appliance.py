@@ -115,6 +115,7 @@ def installed_env(collections: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}
     env.update(
         ANSIBLE_COLLECTIONS_PATH=str(collections),
+        ANSIBLE_INVENTORY_IGNORE_REGEX="^credentials$",  # as the README tells a Galaxy user
         ANSIBLE_NOCOLOR="1",
         ANSIBLE_FORCE_COLOR="0",
         PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",

@@ -105,7 +105,10 @@ def test_the_page_shows_every_camera_in_a_grid_one_large_on_click(
         page.wait_for_function(
             "() => document.getElementById('names').textContent.includes('hall')", timeout=30_000
         )
-        names = page.locator("#names li").all_text_contents()
+        names = page.evaluate(  # each face's name and camera (not an operator's button)
+            "() => [...document.querySelectorAll('#names li')].map((li) =>"
+            " li.querySelector('.name').textContent + (li.querySelector('.where')?.textContent ?? ''))"
+        )
         widths = page.evaluate(
             "() => [...document.querySelectorAll('figure.camera')].map((f) => f.clientWidth)"
         )

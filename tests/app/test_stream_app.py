@@ -258,7 +258,7 @@ def test_headless_chromium_shows_the_stream_and_names(live: LiveApp, tmp_path: P
         page.wait_for_function(
             "() => document.getElementById('names').textContent.includes('Barack Obama')", timeout=30_000
         )
-        names = page.locator("#names li").all_text_contents()
+        names = page.locator("#names li .name").all_text_contents()
         version = page.locator("#model-version").text_content()
 
     assert size == [1280, 720]

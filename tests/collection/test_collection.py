@@ -3,8 +3,10 @@ runs by its FQCN, and role metadata that agrees with meta/runtime.yml."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -124,3 +126,23 @@ def test_every_role_meta_agrees_with_the_collection() -> None:
         assert info["platforms"] and all(p["name"] and p["versions"] for p in info["platforms"]), role
         assert info["galaxy_tags"], role
         assert isinstance(meta["dependencies"], list), role
+
+
+def test_the_credentials_beside_the_inventory_are_not_read_as_hosts(tmp_path: Path) -> None:
+    """edge_credentials_dir defaults to inventories/<site>/credentials: read as INI inventory, a
+    password file would become a host named after the password (and be printed as one)."""
+    site = tmp_path / "inventories" / "site"
+    shutil.copytree(REPO_ROOT / "inventories" / "local", site, ignore=shutil.ignore_patterns("credentials"))
+    (site / "credentials" / "ca").mkdir(parents=True)
+    (site / "credentials" / "webapp-password").write_text("Sup3rSecretPassw0rd\n")
+    (site / "credentials" / "ca" / "ca.crt").write_text("-----BEGIN CERTIFICATE-----\nAAAA\n")
+    listed = subprocess.run(
+        [str(BIN / "ansible-inventory"), "-i", str(site), "--list"],
+        cwd=REPO_ROOT,  # the checkout's ansible.cfg, as the README's commands run
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Sup3rSecretPassw0rd" not in listed.stdout + listed.stderr
+    assert "CERTIFICATE" not in listed.stderr
+    assert sorted(json.loads(listed.stdout)["_meta"]["hostvars"]) == ["localhost"]

@@ -1,12 +1,14 @@
 """The original demo, unattended, through the user's own commands and a real browser.
 
-site.yml (with its S3 store: the run's one appliance, deployed from the installed collection, on
-which this flow runs first) → ffmpeg publishes a video of two people, neither in the model → the
-browser logs in as the generated operator → the page shows them red and "Unknown" → "Name this
-person" on one of them → the people page shows the photo pending and the command that applies it →
-that command (retrain.yml, no photos folder: the store's photos) → the same face, with nothing else
-touched, is named in a green box → "Forget" on the people page → the printed command again →
-"Unknown" again, and no photo of that person is left in the store.
+site.yml (with its S3 store: the run's one appliance, deployed from the installed collection,
+serving the `initial` model again after the appliance's own suites) → ffmpeg publishes a video
+of two people, neither in the model → the browser logs in as the generated operator → the page
+shows them red and "Unknown" → "Name this person" on one of them → the people page shows the
+photo pending and the command that applies it → that command (retrain.yml, no photos folder: the
+store's photos) → the same face, with nothing else touched, is named in a green box → "Forget" on
+the people page → the printed command again → "Unknown" again, and no photo of that person is
+left in the store.
+
 Screenshots land in build/e2e/ (CI artefacts); a timing table of every step is printed and
 written to build/e2e/steps.txt.
 """
@@ -166,7 +168,7 @@ class Browser:
         )
 
     def names(self) -> list[str]:
-        return sorted(self.page.locator("#names li").all_text_contents())
+        return sorted(self.page.locator("#names li .name").all_text_contents())
 
     def wait_for_names(self, names: list[str], timeout: float = 120) -> None:
         wait_until(lambda: self.names() == sorted(names), timeout, f"the page to list {names}")

@@ -109,9 +109,9 @@ class PeopleStore:
         """Each stored person's photos: {name: [sha256, ...]}."""
         found: dict[str, list[str]] = {}
         for key in self.bucket.keys(PHOTOS):
-            name, _, file = key.removeprefix(PHOTOS).partition("/")
-            sha, _, suffix = file.partition(".")
-            if SHA256.match(sha) and suffix == "jpg" and "/" not in file:
+            name, slash, file = key.removeprefix(PHOTOS).partition("/")
+            sha, dot, suffix = file.partition(".")
+            if slash and dot and SHA256.match(sha) and suffix == "jpg" and "/" not in file:
                 found.setdefault(name, []).append(sha)
         return found
 

@@ -132,7 +132,7 @@ class S3Bucket:
             query = {"list-type": "2", "prefix": prefix}
             if token:
                 query["continuation-token"] = token
-            _, body = self._request("GET", "", query=query)
+            body = self._request("GET", "", query=query)[1]
             try:
                 root = ElementTree.fromstring(body)
             except ElementTree.ParseError as error:

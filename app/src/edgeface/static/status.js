@@ -12,7 +12,10 @@ const OPERATOR = document.body.dataset.role === "operator";
 
 function item(name, cls, camera, track) {
   const li = document.createElement("li");
-  li.textContent = name;
+  const label = document.createElement("span");
+  label.className = "name";
+  label.textContent = name;
+  li.append(label);
   li.className = cls;
   if (track !== null && track !== undefined) li.dataset.track = track;
   if (camera) {
