@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from edgeface.config import AppConfig
 from edgeface.inference import ScanJob
 from edgeface.values import Box
-from servers import PEOPLE, Publisher, RtmpServer, face_video, free_port
+from servers import PEOPLE, AppServer, Publisher, RtmpServer, face_video, free_port, wait_until
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -85,6 +86,21 @@ def config_without_stream(model: Path, **settings: object) -> AppConfig:
         web_auth=False,
         **settings,  # type: ignore[arg-type]
     )
+
+
+@contextlib.contextmanager
+def serving(config: AppConfig) -> Iterator[AppServer]:
+    """The app of `config` served on loopback, its pipeline started and its worker ready."""
+    from edgeface.pipeline import Pipeline
+    from edgeface.web import create_app
+
+    pipeline = Pipeline(config).start()
+    try:
+        wait_until(lambda: pipeline.pool.serving, 60, "the worker")
+        with AppServer(create_app(config, pipeline)) as app_server:
+            yield app_server
+    finally:
+        pipeline.stop()
 
 
 def whole_frame_scan(image: np.ndarray) -> ScanJob:

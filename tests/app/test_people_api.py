@@ -18,11 +18,9 @@ import numpy as np
 import pytest
 
 from edgeface.auth import token_line, user_line
-from edgeface.pipeline import Pipeline
-from edgeface.web import create_app
-from servers import AppServer, S3Server, face_frame, wait_until
+from servers import AppServer, S3Server, face_frame
 
-from .conftest import config_without_stream
+from .conftest import config_without_stream, serving
 
 VIEWER_TOKEN = "viewer-token-0123456789abcdef"
 OPERATOR_TOKEN = "operator-token-0123456789abcdef"
@@ -59,13 +57,8 @@ def server(
         people_s3_secret_key_file=directory / "secret",
         people_retrain_command="ansible-playbook playbooks/retrain.yml -i inventories/local",
     )
-    pipeline = Pipeline(config).start()
-    try:
-        wait_until(lambda: pipeline.pool.serving, 60, "the worker")
-        with AppServer(create_app(config, pipeline)) as app_server:
-            yield app_server
-    finally:
-        pipeline.stop()
+    with serving(config) as app_server:
+        yield app_server
 
 
 def call(

@@ -18,11 +18,9 @@ import pytest
 
 from edgeface.auth import token_line, user_line
 from edgeface.picture import MAX_BYTES
-from edgeface.pipeline import Pipeline
-from edgeface.web import create_app
-from servers import AppServer, face_frame, wait_until
+from servers import AppServer, face_frame
 
-from .conftest import config_without_stream
+from .conftest import config_without_stream, serving
 
 TOKEN = "recognise-0123456789abcdef"
 
@@ -38,13 +36,8 @@ def server(obama_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         web_users_file=directory / "users",
         web_tokens_file=directory / "tokens",
     )
-    pipeline = Pipeline(config).start()
-    try:
-        wait_until(lambda: pipeline.pool.serving, 60, "the worker")
-        with AppServer(create_app(config, pipeline)) as app_server:
-            yield app_server
-    finally:
-        pipeline.stop()
+    with serving(config) as app_server:
+        yield app_server
 
 
 def post(
