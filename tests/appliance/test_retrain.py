@@ -268,6 +268,8 @@ def test_with_no_folder_the_stores_photos_are_trained_and_leave_the_controller(
     key = f"photos/Joe Biden/{hashlib.sha256(photo).hexdigest()}.jpg"
     s3.client().put_object(Bucket=s3.bucket, Key=key, Body=photo)
     version = "9912312356"
+    # The controller's scratch of this version, from an earlier test run on this machine, if any.
+    shutil.rmtree(local_appliance.RETRAIN_WORK / version, ignore_errors=True)
     before = local_appliance.published()
     checked = local_appliance.retrain(None, "--check", retrain_version=version)
     assert "Would train on 1 photos of the store (Joe Biden)" in checked.stdout
