@@ -67,7 +67,9 @@ ACCESS = {
     "/metrics": MACHINE,
 }
 """Access class per path; any other path needs a session (PERSON)."""
-ACCESS_PREFIXES = (("/api/people", MACHINE), ("/api/tracks/", MACHINE))
+PEOPLE_API = ("/api/people", "/api/tracks/")
+"""The people API: read by viewers and machines; its writes change who the model knows."""
+ACCESS_PREFIXES = tuple((prefix, MACHINE) for prefix in PEOPLE_API)
 """Access class of the paths under these prefixes."""
 PAGES = frozenset({"/", "/people"})
 """Paths a browser opens as a page: without a session they redirect to the login page (others: 401)."""
@@ -76,8 +78,8 @@ SESSION_COOKIE = "edgeface_session"
 VIEWER, OPERATOR = "viewer", "operator"
 ROLES = (VIEWER, OPERATOR)
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-OPERATOR_PREFIXES = ("/api/people", "/api/tracks/")
-"""Writes under these paths change who the model knows: an operator's only."""
+OPERATOR_PREFIXES = PEOPLE_API
+"""Writes under these paths are an operator's only."""
 REQUEST_HEADER = "X-Edgeface-Request"
 """The header a write with a session cookie must carry (value 1)."""
 

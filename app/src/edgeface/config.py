@@ -283,50 +283,59 @@ def read_credential(path: Path, variable: str) -> str:
     return text.splitlines()[0]
 
 
+def _with_url(
+    url: tuple[str, str | None], what: str, settings: tuple[tuple[str, object], ...], required: int, why: str
+) -> None:
+    """Settings that only make sense with a URL (`url`: its variable and value; `what` it points
+    at): ConfigError naming one set without the URL, or the URL without the first `required`."""
+    url_name, value = url
+    if value is None:
+        for name, setting in settings:
+            if setting is not None:
+                raise ConfigError(f"{name} is set but {url_name} is not: set {what} too")
+    elif any(pair[1] is None for pair in settings[:required]):
+        needed = " and ".join(pair[0] for pair in settings[:required])
+        raise ConfigError(f"{url_name} needs {needed}: {why}")
+
+
 def _check_events(config: AppConfig) -> None:
     """The event settings that only make sense together."""
-    if config.events_mqtt_url is None:
-        for name, value in (
+    _with_url(
+        ("EVENTS_MQTT_URL", config.events_mqtt_url),
+        "the broker's URL",
+        (
             ("EVENTS_MQTT_USERNAME", config.events_mqtt_username),
             ("EVENTS_MQTT_PASSWORD_FILE", config.events_mqtt_password_file),
             ("EVENTS_MQTT_CA_FILE", config.events_mqtt_ca_file),
-        ):
-            if value is not None:
-                raise ConfigError(f"{name} is set but EVENTS_MQTT_URL is not: set the broker's URL too")
-    elif config.events_mqtt_username is None or config.events_mqtt_password_file is None:
-        raise ConfigError(
-            "EVENTS_MQTT_URL needs EVENTS_MQTT_USERNAME and EVENTS_MQTT_PASSWORD_FILE: the broker must ask "
-            "for a credential"
-        )
-    if config.events_webhook_url is None:
-        for name, value in (
+        ),
+        2,
+        "the broker must ask for a credential",
+    )
+    _with_url(
+        ("EVENTS_WEBHOOK_URL", config.events_webhook_url),
+        "the receiver's URL",
+        (
             ("EVENTS_WEBHOOK_SECRET_FILE", config.events_webhook_secret_file),
             ("EVENTS_WEBHOOK_CA_FILE", config.events_webhook_ca_file),
-        ):
-            if value is not None:
-                raise ConfigError(f"{name} is set but EVENTS_WEBHOOK_URL is not: set the receiver's URL too")
-    elif config.events_webhook_secret_file is None:
-        raise ConfigError(
-            "EVENTS_WEBHOOK_URL needs EVENTS_WEBHOOK_SECRET_FILE: the key its events are signed with"
-        )
+        ),
+        1,
+        "the key its events are signed with",
+    )
 
 
 def _check_people(config: AppConfig) -> None:
     """The people store's settings: its keys go with its URL."""
-    files = (
-        ("PEOPLE_S3_ACCESS_KEY_FILE", config.people_s3_access_key_file),
-        ("PEOPLE_S3_SECRET_KEY_FILE", config.people_s3_secret_key_file),
-        ("PEOPLE_S3_CA_FILE", config.people_s3_ca_file),
+    _with_url(
+        ("PEOPLE_S3_URL", config.people_s3_url),
+        "the store's URL",
+        (
+            ("PEOPLE_S3_ACCESS_KEY_FILE", config.people_s3_access_key_file),
+            ("PEOPLE_S3_SECRET_KEY_FILE", config.people_s3_secret_key_file),
+            ("PEOPLE_S3_CA_FILE", config.people_s3_ca_file),
+        ),
+        2,
+        "the store's key pair",
     )
-    if config.people_s3_url is None:
-        for name, value in files:
-            if value is not None:
-                raise ConfigError(f"{name} is set but PEOPLE_S3_URL is not: set the store's URL too")
-    elif config.people_s3_access_key_file is None or config.people_s3_secret_key_file is None:
-        raise ConfigError(
-            "PEOPLE_S3_URL needs PEOPLE_S3_ACCESS_KEY_FILE and PEOPLE_S3_SECRET_KEY_FILE:"
-            " the store's key pair"
-        )
 
 
 def _bucket(text: str) -> str:

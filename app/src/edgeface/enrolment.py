@@ -11,7 +11,7 @@ import numpy as np
 
 from edgeface.detector import grown
 from edgeface.people import PeopleError
-from edgeface.picture import MAX_SIDE, Recognised
+from edgeface.picture import Recognised
 from edgeface.values import Box
 
 CROP_MARGIN = 0.6
@@ -33,15 +33,6 @@ def face_crop(image: np.ndarray, box: Box) -> np.ndarray:
     if scale > 1.0:
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
     return np.ascontiguousarray(crop)
-
-
-def scaled_down(image: np.ndarray) -> np.ndarray:
-    """`image` with its longer side at most MAX_SIDE px (what recognition looks at, too)."""
-    height, width = image.shape[:2]
-    scale = MAX_SIDE / max(height, width)
-    if scale >= 1.0:
-        return image
-    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
 def training_photo(image: np.ndarray, recognise: Callable[[np.ndarray], Recognised | None]) -> bytes:

@@ -74,6 +74,16 @@ class Person:
     pending: int  # stored photos the model in service was not trained on
     forgotten: dict[str, Any] | None  # the forget record, while one exists
 
+    @property
+    def forget_pending(self) -> bool:
+        """Forgotten, but the model in service still knows them."""
+        return self.forgotten is not None and self.in_model
+
+    @property
+    def has_pending(self) -> bool:
+        """The next retrain changes something for them."""
+        return bool(self.pending) or self.forget_pending
+
     def as_json(self) -> dict[str, Any]:
         forgotten = None
         if self.forgotten is not None:
@@ -86,7 +96,7 @@ class Person:
             "name": self.name,
             "photos": len(self.photos),
             "in_model": self.in_model,
-            "pending": {"photos": self.pending, "forget": self.forgotten is not None and self.in_model},
+            "pending": {"photos": self.pending, "forget": self.forget_pending},
             "forgotten": forgotten,
         }
 
@@ -117,16 +127,19 @@ class PeopleStore:
 
     def forgotten(self) -> dict[str, dict[str, Any]]:
         """Each forget record by name."""
-        records: dict[str, dict[str, Any]] = {}
-        for key in self.bucket.keys(FORGET):
-            body = self.bucket.get(key)
-            try:
-                record = json.loads(body or b"{}")
-            except ValueError:
-                record = {}
-            name = key.removeprefix(FORGET).removesuffix(".json")
-            records[name] = record if isinstance(record, dict) else {}
-        return records
+        names = (key.removeprefix(FORGET).removesuffix(".json") for key in self.bucket.keys(FORGET))
+        return {name: self.forget_record(name) or {} for name in names}
+
+    def forget_record(self, name: str) -> dict[str, Any] | None:
+        """The forget record of `name` ({} when unreadable), None when there is none."""
+        body = self.bucket.get(f"{FORGET}{name}.json")
+        if body is None:
+            return None
+        try:
+            record = json.loads(body)
+        except ValueError:
+            return {}
+        return record if isinstance(record, dict) else {}
 
     def people(self, known: Collection[str], trained: Collection[str]) -> list[Person]:
         """Everyone stored, forgotten or `known` to the model in service (trained on the photos
@@ -163,7 +176,7 @@ class PeopleStore:
         knows them again); the number of photos removed. PeopleError 404 for a name neither
         stored nor known to the model in service."""
         shas = self.photos().get(name, [])
-        earlier = self.forgotten().get(name)
+        earlier = self.forget_record(name)
         if not shas and name not in known and earlier is None:
             raise PeopleError(404, f"nobody named {name!r} is stored or known to the model")
         for sha in shas:

@@ -52,16 +52,27 @@ def decode_picture(body: bytes) -> np.ndarray:
     return image
 
 
+def scale_of(image: np.ndarray) -> float:
+    """The factor that brings `image`'s longer side to at most MAX_SIDE px (1.0: it is that small)."""
+    height, width = image.shape[:2]
+    return min(1.0, MAX_SIDE / float(max(height, width)))
+
+
+def scaled_down(image: np.ndarray) -> np.ndarray:
+    """`image` with its longer side at most MAX_SIDE px (what recognition looks at)."""
+    scale = scale_of(image)
+    if scale == 1.0:
+        return image
+    return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+
+
 def recognise_picture(
     pool: WorkerPool, image: np.ndarray, named: float, unknown: float | None
 ) -> Recognised | None:
     """Every face of `image` (BGR) and who it is, named with the tolerance `named` (a face
     stays Unknown from `unknown`); None when no worker answered."""
     height, width = image.shape[:2]
-    scale = min(1.0, MAX_SIDE / max(height, width))
-    scanned = (
-        image if scale == 1.0 else cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    )
+    scale, scanned = scale_of(image), scaled_down(image)
     rows, columns = scanned.shape[:2]
     result = pool.infer(scanned, ScanJob([Box(0, columns, rows, 0)]), SCAN)
     if result is None:

@@ -23,9 +23,9 @@ from typing import Any
 from flask import Blueprint, g, render_template, request
 
 from edgeface.config import AppConfig
-from edgeface.enrolment import face_crop, scaled_down, training_photo
+from edgeface.enrolment import face_crop, training_photo
 from edgeface.people import PeopleError, PeopleStore, person_name
-from edgeface.picture import PictureError, decode_picture
+from edgeface.picture import PictureError, decode_picture, scaled_down
 from edgeface.pipeline import Pipeline
 from edgeface.s3 import S3Error
 from edgeface.uploads import uploaded_picture
@@ -52,9 +52,7 @@ def people_routes(pipeline: Pipeline, store: PeopleStore | None, config: AppConf
             return body
         people = store.people(model.people, model.trained)
         body["people"] = [person.as_json() for person in people]
-        body["pending"] = any(
-            person.pending or (person.forgotten is not None and person.in_model) for person in people
-        )
+        body["pending"] = any(person.has_pending for person in people)
         return body
 
     def answer(action: Any) -> Answer:
