@@ -393,9 +393,12 @@ for name in "${images[@]}"; do
       version=$model_version
       rm -rf "$STAGE/model"
       mkdir -p "$STAGE/model"
+      # The recipe (Containerfile and copy-model): an image of another recipe is built again.
+      recipe=$(cat "$dir/Containerfile" "$dir/copy-model.sh" | sha256sum | cut -d' ' -f1)
       if [ -n "$model_file" ]; then
         cp "$model_file" "$STAGE/model/model.data"
-      elif podman image exists "$ref"; then
+      elif podman image exists "$ref" \
+        && [ "$(podman image inspect --format '{{index .Labels "io.edgeai.model.recipe"}}' "$ref")" = "$recipe" ]; then
         # The empty model differs only by its creation time: keep the one already built.
         log "$ref: unchanged $(image_id "$ref" | cut -c1-12)"
         built_refs+=("$ref")
@@ -418,7 +421,8 @@ for name in "${images[@]}"; do
       cp "$dir/copy-model.sh" "$STAGE/model/"
       sha=$(sha256sum "$STAGE/model/model.data" | cut -d' ' -f1)
       build "$ref" "$dir/Containerfile" "$STAGE/model" --build-arg "BASE_IMAGE=$model_base" \
-        --build-arg "MODEL_VERSION=$model_version" --build-arg "MODEL_SHA256=$sha"
+        --build-arg "MODEL_VERSION=$model_version" --build-arg "MODEL_SHA256=$sha" \
+        --label "io.edgeai.model.recipe=$recipe"
       ;;
     seaweedfs)
       stage_seaweedfs "$STAGE/seaweedfs"

@@ -467,3 +467,38 @@ def decide(
 
     summary = f"{new_label} is rolled out: {available} of {desired} replicas available"
     return rollout.verdict(COMPLETE, "NewReplicaSetAvailable", summary)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServedModel:
+    """Whether a device's app serves the model a rollout intended, and why not."""
+
+    ok: bool
+    version: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def serves_model(answer: Any, intended: str, status: int | None = None) -> ServedModel:
+    """Judge the app's /readyz answer (its JSON body; `status` its HTTP code when known).
+
+    The rollout is done only when the app answers, is ready and names the intended version: a
+    ready app with another version is the old pod (or a rollout that never happened), a not ready
+    one with the intended version is the new pod failing (its reasons say why). Both runtimes ask
+    this question the same way: podman of the device's loopback, MicroShift through the new pod.
+    """
+    if not isinstance(answer, dict) or not isinstance(answer.get("model"), dict):
+        detail = f" (HTTP {status})" if status else ""
+        return ServedModel(False, "", f"the app gave no readiness answer{detail}")
+    version = str(answer["model"].get("version") or "")
+    reasons = [str(reason) for reason in answer.get("reasons") or []]
+    ready = bool(answer.get("ready", not reasons)) and status in (None, 200)
+    if version != intended:
+        why = f" (not ready: {'; '.join(reasons)})" if reasons else ""
+        return ServedModel(False, version, f"the app serves model {version or 'none'}, not {intended}{why}")
+    if not ready:
+        why = "; ".join(reasons) or f"HTTP {status}"
+        return ServedModel(False, version, f"the app serves model {intended} but is not ready: {why}")
+    return ServedModel(True, version, f"model {intended} in service")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from collection_code import load_by_path
 from playbook import run_playbook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,16 +19,6 @@ ROLLOUT_PATH = REPO_ROOT / "plugins" / "module_utils" / "rollout.py"
 MODULE_PATH = REPO_ROOT / "plugins" / "modules" / "deployment_rollout.py"
 RECORDED = Path(__file__).parent / "recorded"
 LOCAL = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-
-
-def load_by_path(name: str, path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    # dataclasses look their module up in sys.modules while the class is built.
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="session")

@@ -941,13 +941,34 @@ def test_tags_webapp_redeploys_the_webapp_alone(nuc_tree: Path, device_registry:
     assert "@sha256:" in app["image"]
 
 
+def path_without_podman(tmp: Path) -> str:
+    """A PATH like this one's, without podman (or docker): a controller where no container engine
+    is installed, as in an execution environment of AAP."""
+    shim = tmp / "bin-without-podman"
+    shim.mkdir()
+    seen: set[str] = set()
+    for folder in ansible_env()["PATH"].split(":"):
+        if not Path(folder).is_dir():
+            continue
+        for entry in Path(folder).iterdir():
+            if entry.name not in seen and entry.name not in {"podman", "docker", "buildah", "skopeo"}:
+                seen.add(entry.name)
+                (shim / entry.name).symlink_to(entry)
+    return str(shim)
+
+
+def tree_files(tree: Path) -> dict[str, str]:
+    return {str(path.relative_to(tree)): path.read_text() for path in sorted(tree.rglob("*.yaml"))}
+
+
 @pytest.mark.slow  # a render of its own beyond the two trees
-def test_retrain_with_its_tag_on_a_jetson_rolls_out_the_l4t_image(
+def test_retrain_without_podman_changes_only_the_model_in_the_tree(
     jetson_tree: Path, device_registry: Registry, sample_photos: Path, tmp_path: Path
 ) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     shutil.copy(sample_photos / "biden.jpg", photos / "Joe Biden.jpg")
+    before = tree_files(jetson_tree)
     with S3Server() as s3:
         result = run_playbook(
             "playbooks/retrain.yml",
@@ -967,18 +988,41 @@ def test_retrain_with_its_tag_on_a_jetson_rolls_out_the_l4t_image(
                 **SIMULATED_JETSON,
                 **CAMERAS,
             },
-            env={"AWS_ACCESS_KEY_ID": s3.access_key, "AWS_SECRET_ACCESS_KEY": s3.secret_key},
+            env={
+                "AWS_ACCESS_KEY_ID": s3.access_key,
+                "AWS_SECRET_ACCESS_KEY": s3.secret_key,
+                "PATH": path_without_podman(tmp_path),
+            },
         )
     match = re.search(r"s3://models/(\d{10})/model\.data", result.stdout)
     assert match, result.stdout[-3000:]
     version = match.group(1)
-    pod = webapp_pod(jetson_tree)
-    (app,) = pod["containers"]
-    (init,) = pod["initContainers"]
-    assert app["image"].startswith("default-registry.cluster.local/ai-for-edge/webapp-l4t@sha256:")
-    assert env_of(app)["FACE_LOC_MODEL"] == "cnn"
     model_digest = device_registry.manifest_digest("ai-for-edge/model", version)
+    # The image was made and pushed through the registry's API, on the device's architecture.
+    assert model_digest and "edgeai.appliance.model_image" not in result.stderr
+    after = tree_files(jetson_tree)
+    changed = sorted(name for name in after if after[name] != before.get(name))
+    assert changed == ["webapp/deployment-webapp.yaml"], changed
+    old, new = (yaml.safe_load(text["webapp/deployment-webapp.yaml"]) for text in (before, after))
+    old_pod, new_pod = old["spec"]["template"]["spec"], new["spec"]["template"]["spec"]
+    (init,) = new_pod["initContainers"]
+    (app,) = new_pod["containers"]
     assert init["image"] == f"default-registry.cluster.local/ai-for-edge/model@{model_digest}"
+    model_sha = hashlib.sha256((tmp_path / "work" / version / "model.data").read_bytes()).hexdigest()
+    assert env_of(app)["MODEL_SHA256"] == model_sha
+    assert new["metadata"]["annotations"]["edgeai.appliance/model-version"] == version
+    # Nothing else: the L4T app image, its settings and every other field stay as deployed.
+    assert app["image"].startswith("default-registry.cluster.local/ai-for-edge/webapp-l4t@sha256:")
+    assert app["image"] == old_pod["containers"][0]["image"]
+    for pod in (old_pod, new_pod):
+        pod["initContainers"][0].pop("image")
+        for entry in pod["containers"][0]["env"]:
+            if entry["name"] == "MODEL_SHA256":
+                entry.pop("value")
+    for obj in (old, new):
+        obj["metadata"]["annotations"].pop("edgeai.appliance/model-version")
+        obj["spec"]["template"]["metadata"]["annotations"].pop("edgeai.appliance/model-version")
+    assert old == new
 
 
 def copy_of_the_checkout(destination: Path) -> Path:
