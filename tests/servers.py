@@ -92,13 +92,13 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout: float = 10.0) -> None:
+def wait_for_port(port: int, timeout: float = 10.0, address: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+        with contextlib.suppress(OSError), socket.create_connection((address, port), timeout=0.5):
             return
         time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")
+    raise TimeoutError(f"nothing listens on {address}:{port} after {timeout} s")
 
 
 def get_json(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> Any:
@@ -366,17 +366,22 @@ class Registry:
     """Docker distribution (Debian's docker-registry, the registry a device runs) on 127.0.0.1;
     with `site`, as a device runs it: TLS from the site CA and the site pusher's password."""
 
-    def __init__(self, htpasswd: str = "", site: SiteCredentials | None = None) -> None:
-        """`htpasswd`: lines of users and bcrypt hashes; given, every request needs one of them."""
+    def __init__(
+        self, htpasswd: str = "", site: SiteCredentials | None = None, address: str = "127.0.0.1"
+    ) -> None:
+        """`htpasswd`: lines of users and bcrypt hashes; given, every request needs one of them.
+        `address`: a loopback address of its own (127.0.0.0/8), as each device of a fleet has."""
+        self.address = address
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="registry-"))
         self.site = site
         self.htpasswd = htpasswd or (site.htpasswd() if site else "")
+        self.readonly = False
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def host(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"{self.address}:{self.port}"
 
     @property
     def scheme(self) -> str:
@@ -391,16 +396,25 @@ class Registry:
         if self.site:
             cert, key = self.site.server_certificate(self.directory)
             tls = f", tls: {{certificate: {cert}, key: {key}}}"
+        # Read-only: a full or failing device registry (pulls work, pushes are refused).
+        maintenance = ", maintenance: {readonly: {enabled: true}}" if self.readonly else ""
         config.write_text(
             "version: 0.1\n"
-            f"storage: {{filesystem: {{rootdirectory: {self.directory / 'data'}}}}}\n"
-            f"http: {{addr: '127.0.0.1:{self.port}'{tls}}}\n" + auth
+            f"storage: {{filesystem: {{rootdirectory: {self.directory / 'data'}}}{maintenance}}}\n"
+            f"http: {{addr: '{self.host}'{tls}}}\n" + auth
         )
         self.process = subprocess.Popen(
             ["docker-registry", "serve", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        wait_for_port(self.port)
+        wait_for_port(self.port, address=self.address)
         return self
+
+    def make_readonly(self) -> None:
+        """Serve the same images but refuse every push from now on."""
+        if self.process is not None:
+            stop_process(self.process)
+        self.readonly = True
+        self.start()
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
         if self.site is None:

@@ -502,3 +502,62 @@ def serves_model(answer: Any, intended: str, status: int | None = None) -> Serve
         why = "; ".join(reasons) or f"HTTP {status}"
         return ServedModel(False, version, f"the app serves model {intended} but is not ready: {why}")
     return ServedModel(True, version, f"model {intended} in service")
+
+
+# A fleet rolls out in waves (playbooks/waves.yml): a play per wave, at most this many; the last
+# one takes every device left.
+MAX_WAVES = 10
+
+RESULTS_OK = ("updated", "unchanged")
+RESULT_NOT_REACHED = "not reached"
+
+
+def _wave_size(entry: Any, total: int) -> int:
+    text = str(entry).strip()
+    try:
+        if text.endswith("%"):
+            return max(1, int(total * float(text[:-1]) / 100))
+        size = int(text)
+    except ValueError:
+        raise ValueError(
+            f"edge_rollout_waves: {entry!r} is neither a number of devices nor a percentage"
+        ) from None
+    if size < 1:
+        raise ValueError(f"edge_rollout_waves: {entry!r} is not a wave (1 device or more)")
+    return size
+
+
+def plan_waves(hosts: list[str], waves: list[Any]) -> dict[str, int]:
+    """Each host's wave (1, 2, …), as Ansible's `serial` cuts a list: an entry is a number of hosts
+    or a percentage of all of them (at least 1); the last entry repeats until every host has a
+    wave; the MAX_WAVES-th wave takes the rest."""
+    if not isinstance(waves, list) or not waves:
+        raise ValueError(
+            f"edge_rollout_waves: {waves!r} is not a list of wave sizes, e.g. [1, '25%', '100%']"
+        )
+    sizes = [_wave_size(entry, len(hosts)) for entry in waves]
+    plan: dict[str, int] = {}
+    start = 0
+    for wave in range(1, MAX_WAVES + 1):
+        if start >= len(hosts):
+            break
+        size = len(hosts) - start if wave == MAX_WAVES else sizes[min(wave, len(sizes)) - 1]
+        plan.update({host: wave for host in hosts[start : start + size]})
+        start += size
+    return plan
+
+
+def wave_verdict(results: list[str], max_fail_percentage: float) -> dict[str, Any]:
+    """Whether the waves after this one go on: the share of its devices that failed must not pass
+    max_fail_percentage (0: any failure stops them)."""
+    done = [result for result in results if result != RESULT_NOT_REACHED]
+    failed = [result for result in done if result not in RESULTS_OK]
+    share = 100.0 * len(failed) / len(done) if done else 0.0
+    stop = share > float(max_fail_percentage)
+    reason = (
+        f"{len(failed)} of {len(done)} devices failed ({share:.0f} %, edge_rollout_max_fail_percentage "
+        f"{float(max_fail_percentage):g}): the waves after this one are stopped"
+        if stop
+        else ""
+    )
+    return {"stop": stop, "failed": len(failed), "devices": len(done), "reason": reason}

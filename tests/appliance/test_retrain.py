@@ -189,7 +189,8 @@ def test_a_broken_model_image_is_rolled_back_automatically(
         photos,
         check=False,
         retrain_version="9912312359",
-        images_model_file=str(broken),
+        retrain_image_model_file=str(broken),
+        retrain_image_model_sha256=hashlib.sha256(broken.read_bytes()).hexdigest(),
         edge_wait_timeout="40",
     )
     assert result.returncode != 0

@@ -64,9 +64,20 @@ def included_entry_points(root: Path = REPO_ROOT) -> dict[tuple[str, str], list[
     )
     for path in files:
         for task in tasks(yaml.safe_load(path.read_text())):
+            # playbooks/waves.yml's wave plays include the role and tasks their importer names.
+            wave_work = task.get("vars") or {} if "import_playbook" in str(task) else {}
+            if "waves_role" in wave_work:
+                role = str(wave_work["waves_role"]).removeprefix(COLLECTION)
+                found.setdefault((role, str(wave_work["waves_tasks"])), []).append(
+                    str(path.relative_to(root))
+                )
             for action in INCLUDE_ACTIONS & task.keys():
                 args = task[action]
-                if not isinstance(args, dict) or "tasks_from" not in args:
+                if (
+                    not isinstance(args, dict)
+                    or "tasks_from" not in args
+                    or args["name"] == "{{ waves_role }}"
+                ):
                     continue
                 role = str(args["name"]).removeprefix(COLLECTION)
                 for entry in expand(str(args["tasks_from"])):

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from git_server import GitDaemon, GitHttpsServer, bare_repository, git
 
+from git_server import GitDaemon, GitHttpsServer, bare_repository, git
 from playbook import run_playbook
 from servers import SiteCredentials
 

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from git_server import GitDaemon, bare_repository, git
 
+from git_server import GitDaemon, bare_repository, git
 from playbook import run_playbook
 
 SCHEMAS = Path(__file__).parent / "schemas"

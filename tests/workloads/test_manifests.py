@@ -13,7 +13,6 @@ import re
 import shutil
 import socket
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,15 @@ import yaml
 from cryptography import x509
 
 from playbook import REPO_ROOT, ansible_env, run_playbook
-from servers import Registry, S3Server, SiteCredentials, wait_until
+from servers import Registry, S3Server, wait_until
+
+from .conftest import OFFLINE, device_inventory, render
 
 SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSIONS = ("1.26", "1.37")
 HTPASSWD = "edge:$2y$05$abcdefghijklmnopqrstuOabcdefghijklmnopqrstuvwxyz01234"
 
 
-DEVICE_INVENTORY = """
-edge:
-  hosts:
-    localhost:
-      ansible_connection: local
-      ansible_python_interpreter: "{{ ansible_playbook_python }}"
-"""
-# This machine pulls no base image: every image is built from a debootstrapped root.
-OFFLINE = {"images_offline_base": "true"}
 # A simulated Jetson on this x86_64 machine: its images are built for amd64 (no arm64 emulation
 # needed), and webapp-l4t, which needs NVIDIA's L4T base and an arm64 builder, is the CPU webapp
 # loaded under that name, as a site loads the one it built on a Jetson.
@@ -59,38 +51,6 @@ CAMERAS = {"webapp_cameras": [{"name": "door"}, {"name": "hall"}]}
 WEBHOOK = "https://hooks.example.com/edge"
 
 
-def device_inventory(tmp: Path) -> str:
-    """This machine as a device with the roles' defaults (what a site gets unless it overrides)."""
-    path = tmp / "hosts.yml"
-    path.write_text(DEVICE_INVENTORY)
-    return str(path)
-
-
-def render(tmp: Path, registry: Registry, **extra: Any) -> Path:
-    """deploy.yml on the manifests runtime, which writes what the microshift runtime applies;
-    the images are built here and pushed to `registry`, standing for the device's (with its
-    site's CA and password where the play finds them)."""
-    if registry.site:
-        registry.site.seed(tmp)
-    result = run_playbook(
-        "playbooks/deploy.yml",
-        "-i",
-        device_inventory(tmp),
-        extra_vars={
-            "edge_runtime": "manifests",
-            "edge_manifests_dir": str(tmp),
-            "edge_registry_push_host": registry.host,
-            "edge_argocd_application": "true",
-            "edge_argocd_repo_url": "https://git.example.com/edge/gitops.git",
-            "edge_argocd_repo_path": "devices",
-            **OFFLINE,
-            **extra,
-        },
-    )
-    (tmp / "deploy.out").write_text(result.stdout)  # what the playbook printed, beside the tree
-    return tmp / "localhost"
-
-
 def load_tree(tree: Path) -> dict[str, dict[str, Any]]:
     """Every object under the tree by '<folder>/<kind>/<name>' (kustomization files excluded)."""
     objects: dict[str, dict[str, Any]] = {}
@@ -101,20 +61,6 @@ def load_tree(tree: Path) -> dict[str, dict[str, Any]]:
             if obj:
                 objects[f"{path.parent.name}/{obj['kind']}/{obj['metadata']['name']}"] = obj
     return objects
-
-
-@pytest.fixture(scope="module")
-def device_registry() -> Iterator[Registry]:
-    """The device's registry as deploy.yml sets it up by default: TLS from the site CA, a password."""
-    site = SiteCredentials()
-    with Registry(site=site) as registry:
-        yield registry
-    site.remove()
-
-
-@pytest.fixture(scope="module")
-def nuc_tree(tmp_path_factory: pytest.TempPathFactory, device_registry: Registry) -> Path:
-    return render(tmp_path_factory.mktemp("nuc"), device_registry, edge_profile="nuc")
 
 
 @pytest.fixture(scope="module")
