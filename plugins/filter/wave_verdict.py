@@ -9,7 +9,7 @@ name: wave_verdict
 short_description: Judge a rollout wave against the failure budget
 version_added: 0.1.0
 description:
-  - Takes the results of a wave's devices (C(updated), C(unchanged), C(rolled back), C(failed),
+  - Takes the results of a wave's devices (C(updated), C(unchanged), C(deployed), C(rolled back), C(failed),
     C(not reached)) and says whether the waves after it stop - when the share of devices that
     neither were updated nor already up to date passes O(max_fail_percentage).
 author: edgeai.appliance maintainers (!UNKNOWN)

@@ -508,7 +508,7 @@ def serves_model(answer: Any, intended: str, status: int | None = None) -> Serve
 # one takes every device left.
 MAX_WAVES = 10
 
-RESULTS_OK = ("updated", "unchanged")
+RESULTS_OK = ("updated", "unchanged", "deployed")
 RESULT_NOT_REACHED = "not reached"
 
 

@@ -198,6 +198,8 @@ def test_a_broken_model_image_is_rolled_back_automatically(
     assert "model not loaded" in result.stdout  # /readyz's reason, reported with the pod's logs
     assert f"Rolled back: model {serving} is in service again" in result.stdout
     assert local_appliance.model_version() == serving
+    # The run's table says so too (printed, and the run fails naming the device).
+    assert f"localhost rolled back ({serving})" in result.stdout
 
 
 def test_with_the_registry_down_nothing_is_rolled_out(
