@@ -38,7 +38,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _value:
-  description: Each device's wave, e.g. C({"dev1": 1, "dev2": 2, "dev3": 3, "dev4": 3}).
+  description: 'Each device''s wave, e.g. C({"dev1": 1, "dev2": 2, "dev3": 3, "dev4": 3}).'
   type: dict
 """
 
