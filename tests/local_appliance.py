@@ -143,7 +143,7 @@ def deploy_from_the_tarball(workdir: Path) -> Deployment:
 
 
 def retrain(
-    photos: Path | None, *args: str, check: bool = True, **extra: str
+    photos: Path | None, *args: str, check: bool = True, env: dict[str, str] | None = None, **extra: str
 ) -> subprocess.CompletedProcess[str]:
     """playbooks/retrain.yml as the README gives it: the photos folder (None: the store's photos
     alone, as the people page's command runs it), nothing about S3."""
@@ -154,6 +154,7 @@ def retrain(
         "inventories/local",
         *args,
         extra_vars={**folder, **extra},
+        env=env,
         check=check,
     )
 

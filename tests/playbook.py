@@ -12,6 +12,24 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+CONTAINER_ENGINES = frozenset({"podman", "docker", "buildah", "skopeo"})
+
+
+def path_without_container_engines(folder: Path) -> str:
+    """A PATH like the playbooks' own without podman, docker, buildah or skopeo: a controller with
+    no container engine (an execution environment of AAP). `folder` gets links to the rest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    for directory in ansible_env()["PATH"].split(os.pathsep):
+        if not Path(directory).is_dir():
+            continue
+        for entry in Path(directory).iterdir():
+            if entry.name not in seen and entry.name not in CONTAINER_ENGINES:
+                seen.add(entry.name)
+                (folder / entry.name).symlink_to(entry)
+    return str(folder)
+
+
 def ansible_env() -> dict[str, str]:
     env = dict(os.environ)
     env.update(

@@ -17,7 +17,7 @@ import pytest
 
 import local_appliance
 from local_appliance import EmbeddedStore
-from playbook import recap_counts
+from playbook import path_without_container_engines, recap_counts
 from servers import wait_until
 
 pytestmark = pytest.mark.slow
@@ -124,14 +124,22 @@ def test_a_retrain_publishes_and_rolls_out_the_new_person(
     deployed: str, stream: Path, s3: EmbeddedStore, photos: Path, sample_photos: Path, tmp_path: Path
 ) -> None:
     """Also: a person forgotten on the people page (a marker in the store) is left out of the model
-    even though the folder has their photo."""
+    even though the folder has their photo. The controller finds no container engine on its PATH
+    (as in an execution environment): the model image is written and pushed through the registry's
+    API; the device's own podman is named by path (this machine is both)."""
     add(photos, sample_photos, "biden.jpg", "Joe Biden")
     add(photos, sample_photos, "obama.jpg", "Barack Obama")
     keys, tags, serving = local_appliance.published()
     marker = "forget/Barack Obama.json"
     s3.client().put_object(Bucket=s3.bucket, Key=marker, Body=b'{"name": "Barack Obama", "photos": []}')
+    device_podman = shutil.which("podman")
+    assert device_podman
     try:
-        result = local_appliance.retrain(photos)
+        result = local_appliance.retrain(
+            photos,
+            env={"PATH": path_without_container_engines(tmp_path / "bin")},
+            edge_podman_executable=device_podman,
+        )
     finally:
         s3.client().delete_object(Bucket=s3.bucket, Key=marker)
     version = local_appliance.model_version()

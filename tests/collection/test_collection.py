@@ -105,7 +105,8 @@ def test_installed_collection_runs_site_by_its_fqcn(tarball: Path, tmp_path: Pat
     assert "playbooks/site.yml" in playbook("--syntax-check")
     tasks = playbook("--list-tasks", "-i", str(installed / "inventories" / "local"))
     assert "Prepare the edge hosts and install MicroShift" in tasks
-    assert "Deploy the appliance's workloads" in tasks
+    assert "Build the appliance's images and plan the deployment" in tasks
+    assert "Report every device of the run" in tasks
 
 
 def test_every_role_meta_agrees_with_the_collection() -> None:

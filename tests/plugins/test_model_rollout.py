@@ -29,7 +29,8 @@ def with_model() -> Any:
 
 @pytest.fixture(scope="module")
 def answers() -> dict[str, dict[str, Any]]:
-    recorded: dict[str, dict[str, Any]] = yaml.safe_load((RECORDED / "readyz.yaml").read_text())["answers"]
+    answers_file = RECORDED / "app" / "readyz.yaml"
+    recorded: dict[str, dict[str, Any]] = yaml.safe_load(answers_file.read_text())["answers"]
     return recorded
 
 

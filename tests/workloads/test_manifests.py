@@ -23,7 +23,7 @@ import pytest
 import yaml
 from cryptography import x509
 
-from playbook import REPO_ROOT, ansible_env, run_playbook
+from playbook import REPO_ROOT, ansible_env, path_without_container_engines, run_playbook
 from servers import Registry, S3Server, wait_until
 
 from .conftest import OFFLINE, device_inventory, render
@@ -887,22 +887,6 @@ def test_tags_webapp_redeploys_the_webapp_alone(nuc_tree: Path, device_registry:
     assert "@sha256:" in app["image"]
 
 
-def path_without_podman(tmp: Path) -> str:
-    """A PATH like this one's, without podman (or docker): a controller where no container engine
-    is installed, as in an execution environment of AAP."""
-    shim = tmp / "bin-without-podman"
-    shim.mkdir()
-    seen: set[str] = set()
-    for folder in ansible_env()["PATH"].split(":"):
-        if not Path(folder).is_dir():
-            continue
-        for entry in Path(folder).iterdir():
-            if entry.name not in seen and entry.name not in {"podman", "docker", "buildah", "skopeo"}:
-                seen.add(entry.name)
-                (shim / entry.name).symlink_to(entry)
-    return str(shim)
-
-
 def tree_files(tree: Path) -> dict[str, str]:
     return {str(path.relative_to(tree)): path.read_text() for path in sorted(tree.rglob("*.yaml"))}
 
@@ -937,7 +921,7 @@ def test_retrain_without_podman_changes_only_the_model_in_the_tree(
             env={
                 "AWS_ACCESS_KEY_ID": s3.access_key,
                 "AWS_SECRET_ACCESS_KEY": s3.secret_key,
-                "PATH": path_without_podman(tmp_path),
+                "PATH": path_without_container_engines(tmp_path / "bin"),
             },
         )
     match = re.search(r"s3://models/(\d{10})/model\.data", result.stdout)
