@@ -20,8 +20,13 @@ edge:
       ansible_connection: local
       ansible_python_interpreter: "{{ ansible_playbook_python }}"
 """
+# The trees' images under names of their own: the appliance's suites, beside them, reset the
+# appliance (its reset removes the names it ran, e.g. the side-loaded registry's); a name here
+# keeps the same images alive for a tree's side-load and pushes. Built once: the same inputs are
+# found under the product's names and tagged, not built again.
+TREES_PREFIX = "localhost/edgeai-trees"
 # This machine pulls no base image: every image is built from a debootstrapped root.
-OFFLINE = {"images_offline_base": "true"}
+OFFLINE = {"images_offline_base": "true", "edge_images_prefix": TREES_PREFIX}
 
 
 def device_inventory(tmp: Path) -> str:

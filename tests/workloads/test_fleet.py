@@ -23,9 +23,11 @@ from git_server import GitDaemon, bare_repository, git
 from playbook import REPO_ROOT, run_playbook
 from servers import Registry, S3Server
 
+from .conftest import TREES_PREFIX
+
 DEVICES = ("dev1", "dev2", "dev3", "dev4")
 # The model image every deployment pushes (the nuc_tree's render built it): the template of retrain's.
-INITIAL = "localhost/ai-for-edge/amd64/model:initial"
+INITIAL = f"{TREES_PREFIX}/amd64/model:initial"
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,7 @@ from cryptography import x509
 from playbook import REPO_ROOT, ansible_env, path_without_container_engines, run_playbook
 from servers import Registry, S3Server, wait_until
 
-from .conftest import OFFLINE, device_inventory, render
+from .conftest import OFFLINE, TREES_PREFIX, device_inventory, render
 
 SCHEMAS = Path(__file__).parent / "schemas"
 KUBERNETES_VERSIONS = ("1.26", "1.37")
@@ -41,7 +41,7 @@ SIMULATED_JETSON = {
     "edge_profile": "jetson",
     "edge_profile_gpu_group_gid": "44",
     "edge_profile_image_architecture": "amd64",
-    "deploy_prebuilt_images": {"webapp-l4t": "localhost/ai-for-edge/amd64/webapp:0.1.0"},
+    "deploy_prebuilt_images": {"webapp-l4t": f"{TREES_PREFIX}/amd64/webapp:0.1.0"},
 }
 
 
@@ -998,6 +998,10 @@ def test_the_readme_gitops_command_works_from_zero(tmp_path: Path) -> None:
     )
     readme = (clone / "README.md").read_text()
     assert command in readme
+    # The trees' image names (conftest.TREES_PREFIX) beside the site's settings; the command is the README's.
+    (clone / "inventories" / "local" / "group_vars" / "edge" / "zz-tests.yml").write_text(
+        f"edge_images_prefix: {TREES_PREFIX}\n"
+    )
 
     result = subprocess.run(command.split(), cwd=clone, env=env, capture_output=True, text=True, check=False)
 
