@@ -38,6 +38,7 @@ class Fleet:
         self.registries = registries
         self.remote = remote
         self.s3 = s3
+        self.bare = tmp / "remote" / "gitops.git"
         self.reports = tmp / "rollouts"
         self.clone = tmp / "gitops"
         self.inventory = tmp / "hosts.yml"
@@ -83,7 +84,7 @@ class Fleet:
         """The remote's commits after `since`, oldest first: (message, files changed)."""
         log = git(
             "--git-dir",
-            str(self.tmp / "remote" / "gitops.git"),
+            str(self.bare),
             "log",
             "--reverse",
             "--format=%H %s",
@@ -92,14 +93,12 @@ class Fleet:
         commits = []
         for line in log.splitlines():
             sha, message = line.split(" ", 1)
-            files = git(
-                "--git-dir", str(self.tmp / "remote" / "gitops.git"), "show", "--name-only", "--format=", sha
-            )
+            files = git("--git-dir", str(self.bare), "show", "--name-only", "--format=", sha)
             commits.append((message, files.split()))
         return commits
 
     def head(self) -> str:
-        return git("--git-dir", str(self.tmp / "remote" / "gitops.git"), "rev-parse", "main")
+        return git("--git-dir", str(self.bare), "rev-parse", "main")
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +180,7 @@ def test_one_commit_per_wave_changes_only_the_model_of_the_devices_it_reached(
     ((message, files),) = fleet.commits(before)
     assert message == f"retrain: model {version} to dev1 (wave 1)"
     assert files == ["dev1/webapp/deployment-webapp.yaml"]
-    diff = git("--git-dir", str(fleet.tmp / "remote" / "gitops.git"), "diff", "-U0", before, "main")
+    diff = git("--git-dir", str(fleet.bare), "diff", "-U0", before, "main")
     changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     digest = fleet.registries["dev1"].manifest_digest("ai-for-edge/model", version)
     assert sorted(line[0] for line in changed) == ["+", "+", "+", "+", "-", "-", "-", "-"], diff
