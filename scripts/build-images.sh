@@ -271,7 +271,10 @@ build() {
   inputs=$(inputs_digest "$containerfile" "$context" "${options[@]}" || true)
   if [ -n "$inputs" ]; then
     # One line per name the image has: the first will do (no pipe: head would cut podman off).
-    twin=$(podman images --no-trunc --filter "label=$INPUTS_LABEL=$inputs" --format '{{.ID}}')
+    # Named images only: --label marks every stage of a multi-stage build, and an unnamed stage
+    # carries the same inputs label as the image the build ends with.
+    twin=$(podman images --no-trunc --filter "label=$INPUTS_LABEL=$inputs" --filter dangling=false \
+      --format '{{.ID}}')
     twin=${twin%%$'\n'*}
     twin=${twin#sha256:}
   fi
