@@ -30,7 +30,7 @@ from edgeface.inference import FollowJob, InferenceResult, Job, ScanJob
 from edgeface.liveness import Liveness
 from edgeface.metrics import CameraMetrics, MetricFamilies
 from edgeface.recogniser import choose_tolerance
-from edgeface.scanning import ScanBudget, StillFaces, pieces
+from edgeface.scanning import FINE_SCALE, FineLook, ScanBudget, StillFaces, pieces
 from edgeface.scene import Scene
 from edgeface.snapshot import CameraSnapshot, Recognition
 from edgeface.source import LIVE, Frame, VideoSource
@@ -228,7 +228,9 @@ class ScanLoop(CameraLoop):
     (SCAN_ENCODINGS a scan; a face never tried goes first, on its own); while nothing changes,
     one tile every IDLE_SECONDS. It rests only when its ScanBudget says (a pan rescanned whole
     costs at most half a core), and not after a cut. Of a new scene it scans a half nobody took
-    yet, then waits for the other half's faces."""
+    yet, then waits for the other half's faces. Where the picture changed but no face was found,
+    it looks again at a finer scale when the configured one cannot find a 25 px face
+    (edgeface.scanning.FineLook)."""
 
     name = "scan"
     interval = IDLE_SECONDS
@@ -238,6 +240,10 @@ class ScanLoop(CameraLoop):
         self.scanned = 0  # number of the last frame this loop looked at
         self.budget = ScanBudget()
         self.patrol_at = 0.0  # monotonic time the next idle tile is due
+        config = camera.config
+        finer = 1.2 * config.face_ratio * 2**config.face_loc_ntu < FINE_SCALE
+        self.fine = FineLook() if finer else None
+        self.found: list[Box] = []  # the faces the last scan found
 
     def step(self) -> None:
         frame = self.newer_frame(self.scanned)
@@ -262,6 +268,8 @@ class ScanLoop(CameraLoop):
             seconds = self.scan(frame, pieces(plan.regions, most), due, followed, plan.whole)
             if seconds is not None and plan.idle:
                 self.patrol_at = time.monotonic() + IDLE_SECONDS
+            if seconds is not None and self.fine is not None and not (plan.whole or plan.idle):
+                seconds = self.look_finely(frame, plan.regions, seconds)
         if seconds is None:
             return
         if self.scene.rest(self.budget.spend(seconds)):
@@ -274,11 +282,29 @@ class ScanLoop(CameraLoop):
         `followed` not encoded again), stopping when the scene cuts meanwhile; the workers'
         seconds, None when one failed."""
         spent = 0.0
+        self.found = []
         for index, region in enumerate(regions or [None]):
             if index and not self.scene.current(frame):
                 break  # the rest is of a scene that is gone
             job = ScanJob([] if region is None else [region], due if not index else (), followed)
-            seconds = self.report(frame, self.infer(frame, job), whole and not index)
+            result = self.infer(frame, job)
+            seconds = self.report(frame, result, whole and not index)
+            if result is None or seconds is None:
+                return None
+            self.found += result.found
+            spent += seconds
+        return spent
+
+    def look_finely(self, frame: Frame, changed: list[Box], spent: float) -> float | None:
+        """After a scan of the `changed` regions of `frame` that took `spent` s: those where it
+        found no face scanned again at FINE_SCALE (FineLook says which); the seconds in all."""
+        if self.fine is None:
+            return spent
+        for region in self.fine.regions(changed, self.found, frame.image.shape[:2]):
+            if not self.scene.current(frame):
+                break
+            job = ScanJob([region], known=self.tracks.boxes(), scale=FINE_SCALE)
+            seconds = self.report(frame, self.infer(frame, job), whole=False)
             if seconds is None:
                 return None
             spent += seconds

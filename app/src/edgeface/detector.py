@@ -160,15 +160,20 @@ class Detector:
         """How much larger than in the frame faces are where HOG looks: ratio x 2**upsample."""
         return float(self.ratio * 2**self.upsample)
 
-    def detect_in(self, rgb: np.ndarray, regions: Sequence[Box]) -> list[Box]:
-        """Faces found in the `regions` of `rgb` (full-frame boxes) at this detector's scale:
-        a region costs its share of a whole-frame scan. Overlapping finds are merged."""
+    def detect_in(self, rgb: np.ndarray, regions: Sequence[Box], scale: float | None = None) -> list[Box]:
+        """Faces found in the `regions` of `rgb` (full-frame boxes) at this detector's scale, or
+        at `scale` (`detect_at`): a region costs its share of a whole-frame scan at that scale.
+        Overlapping finds are merged."""
         found: list[Box] = []
         for region in regions:
             crop = rgb[region.top : region.bottom, region.left : region.right]
             if crop.shape[0] < 16 or crop.shape[1] < 16:
                 continue
-            _merge(found, [_moved(hit, region) for hit in self.detect(crop)])
+            if scale is None:
+                hits = [_moved(hit, region) for hit in self.detect(crop)]
+            else:
+                hits = self.detect_at(rgb, region, scale)
+            _merge(found, hits)
         return sorted(found, key=lambda box: (box.top, box.left))
 
     def detect_at(self, rgb: np.ndarray, region: Box, scale: float) -> list[Box]:

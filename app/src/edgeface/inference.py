@@ -87,12 +87,14 @@ class ScanJob:
     """Find faces in `regions` at the configured scale, then encode the `encode` faces (track
     id, box) and, with `encode_found`, every face found that is not one of the `known` boxes. An
     attempt that lands in the ambiguous band is made again at once with the other alignment
-    (`second_opinion`)."""
+    (`second_opinion`). With a `scale`, the regions are scanned at that scale instead of the
+    configured one (a finer look for small faces: edgeface.scanning.FineLook)."""
 
     regions: Sequence[Box]
     encode: Sequence[tuple[int, Box]] = ()
     known: Sequence[Box] = ()
     encode_found: bool = True
+    scale: float = 0.0  # 0: the detector's configured scale
 
 
 Job = FollowJob | ScanJob
@@ -168,7 +170,7 @@ def job_to_wire(job: Job, origin: Box) -> dict[str, Any]:
         "encode": [[track, *wire(box)] for track, box in job.encode],
         "known": [wire(box) for box in job.known],
         "encode_found": job.encode_found,
-    }
+    } | ({"scale": job.scale} if job.scale else {})
 
 
 def _candidates(attempt: dict[str, Any]) -> dict[str, float]:
@@ -379,11 +381,9 @@ def _scan(
     rgb: np.ndarray, header: dict[str, Any], detector: Detector, recogniser: Recogniser, min_size: int
 ) -> dict[str, Any]:
     """A ScanJob: the faces found (at least `min_size` px tall) and the recognition attempts."""
-    found = [
-        box
-        for box in detector.detect_in(rgb, [box_from_wire(r) for r in header["regions"]])
-        if box.height >= min_size
-    ]
+    regions = [box_from_wire(r) for r in header["regions"]]
+    scale = float(header.get("scale", 0.0))
+    found = [box for box in detector.detect_in(rgb, regions, scale or None) if box.height >= min_size]
     known = [box_from_wire(item) for item in header["known"]]
     targets: list[tuple[int | None, Box]] = [
         (int(item[0]), box_from_wire(item[1:])) for item in header["encode"]

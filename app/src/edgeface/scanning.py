@@ -19,6 +19,11 @@ scanned one on a 160x90 grey thumbnail (well under 1 ms) and scans at full sensi
   every frame (under 1 ms), so a face that walks in is scanned on the frame it changed enough
   on, and a slow change adds up against the last scanned frame.
 
+Faces smaller than the configured scale finds (25-36 px at the default 2x) get a finer look
+(`FineLook`): where the picture changed but the scan found no face, the same region again at
+FINE_SCALE, each part of the frame at most every FINE_SECONDS, so that a far-away person who
+moves is found while a clock overlay that changes every second costs one small look a while.
+
 When the scanner may scan is `ScanBudget`'s: SCAN_DUTY of the time on average (a pan rescanned
 whole costs at most half a core), but up to BURST_SECONDS at once, so the first scans of a face
 that appears after a quiet while start at once instead of after a fixed rest.
@@ -47,6 +52,10 @@ HALVES_OVERLAP = 256  # px the two halves of a new scene's scan overlap by (face
 SCAN_DUTY = 0.5  # share of the time the scanner spends scanning, on average, while the picture keeps changing
 BURST_SECONDS = 0.6  # scanning seconds it may spend at once after a quiet while (within SCAN_DUTY on average)
 LONGEST_REST = 0.6  # seconds: a face that appears meanwhile is not kept waiting longer
+FINE_SCALE = 3.2  # HOG finds faces from ~80 px where it looks: from 25 px at this scale
+FINE_SECONDS = 2.0  # a cell of the frame is looked at finely at most this often
+FINE_MOST = 1 / 8  # share of the frame a region may have to be looked at finely (not a pan, not a cut)
+FINE_CELLS = (8, 4)  # columns x rows of the cells FINE_SECONDS applies to
 
 
 @dataclass(frozen=True)
@@ -187,6 +196,58 @@ class StillFaces:
         self._faces = frozenset(track for track, _ in faces)
 
 
+class FineLook:
+    """Where a scan at the configured scale found no face although the picture changed, whether
+    to look again at FINE_SCALE (`regions`): a small region (at most FINE_MOST of the frame) whose
+    cells were not looked at finely in the last FINE_SECONDS. What moves there may be a person
+    too far away for the configured scale (a 25-35 px face); a region that keeps changing (a
+    clock, a screen, leaves) costs one fine look per FINE_SECONDS, not one per frame."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._looked: dict[tuple[int, int], float] = {}  # cell -> when it was last looked at finely
+
+    def regions(self, changed: Sequence[Box], found: Sequence[Box], size: tuple[int, int]) -> list[Box]:
+        """The `changed` regions (of a frame of `size`, (height, width)) to look at finely, given
+        the faces `found` in them at the configured scale; those are marked looked at now."""
+        height, width = size
+        now = self.clock()
+        fine = []
+        for region in changed:
+            if region.width * region.height > FINE_MOST * width * height:
+                continue
+            if any(overlaps(face, region) for face in found):
+                continue  # the faces that moved there are found: they are the tracks'
+            cells = _cells(region, width, height)
+            if all(now - self._looked.get(cell, float("-inf")) < FINE_SECONDS for cell in cells):
+                continue
+            self._looked.update(dict.fromkeys(cells, now))
+            fine.append(region)
+        return fine
+
+
+def overlaps(first: Box, second: Box) -> bool:
+    """Whether two boxes share any pixel."""
+    return (
+        first.left < second.right
+        and second.left < first.right
+        and first.top < second.bottom
+        and second.top < first.bottom
+    )
+
+
+def _cells(region: Box, width: int, height: int) -> list[tuple[int, int]]:
+    """The FINE_CELLS cells (column, row) `region` of a `width` x `height` frame touches."""
+    columns, rows = FINE_CELLS
+    first_column, last_column = region.left * columns // width, (max(region.right, 1) - 1) * columns // width
+    first_row, last_row = region.top * rows // height, (max(region.bottom, 1) - 1) * rows // height
+    return [
+        (column, row)
+        for column in range(first_column, min(last_column, columns - 1) + 1)
+        for row in range(first_row, min(last_row, rows - 1) + 1)
+    ]
+
+
 class SceneShare:
     """A new scene's first scan, shared out: cut in halves (`halves`) for the first workers free
     to take one, each part known until reported (`done`), so that no worker scans the scene again
@@ -293,12 +354,7 @@ def _merged(boxes: list[Box]) -> list[Box]:
         for i, first in enumerate(merged):
             for j in range(i + 1, len(merged)):
                 second = merged[j]
-                if (
-                    first.left < second.right
-                    and second.left < first.right
-                    and first.top < second.bottom
-                    and second.top < first.bottom
-                ):
+                if overlaps(first, second):
                     merged[i] = Box(
                         min(first.top, second.top),
                         max(first.right, second.right),
