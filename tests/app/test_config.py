@@ -150,3 +150,78 @@ def test_a_bad_camera_entry_is_refused_naming_the_variable_and_the_entry(value: 
     message = str(raised.value)
     assert message.startswith("VIDEO_STREAM_URLS: ") and entry in message
     assert "name=url,name=url" in message
+
+
+def test_cameras_are_read_from_a_file_one_a_line_or_separated_by_commas(tmp_path: Path) -> None:
+    urls = tmp_path / "urls"
+    urls.write_text(
+        "door=rtsp://admin:s3cret@10.0.0.5/stream\n\nhall=rtsp://cam/live?token=abc,desk=/videos/desk.mp4\n"
+    )
+
+    config = load_config({"VIDEO_STREAM_URLS_FILE": str(urls), "VIDEO_STREAM_URL": "rtmp://x/live/test"})
+
+    assert [(c.name, c.url) for c in config.cameras] == [
+        ("door", "rtsp://admin:s3cret@10.0.0.5/stream"),
+        ("hall", "rtsp://cam/live?token=abc"),
+        ("desk", "/videos/desk.mp4"),
+    ]
+
+
+def test_the_cameras_variable_and_their_file_are_not_both_set(tmp_path: Path) -> None:
+    urls = tmp_path / "urls"
+    urls.write_text("door=rtsp://cam/door\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config({"VIDEO_STREAM_URLS": "hall=rtsp://cam/hall", "VIDEO_STREAM_URLS_FILE": str(urls)})
+
+    message = str(raised.value)
+    assert "VIDEO_STREAM_URLS and VIDEO_STREAM_URLS_FILE are both set" in message
+
+
+@pytest.mark.parametrize("what", ["missing", "a folder", "not text"])
+def test_a_cameras_file_that_cannot_be_read_is_named_with_its_variable(tmp_path: Path, what: str) -> None:
+    path = tmp_path / "urls"
+    if what == "a folder":
+        path.mkdir()
+    elif what == "not text":
+        path.write_bytes(b"door=rtsp://admin:s3cret@cam/\xff\n")
+
+    with pytest.raises(ConfigError) as raised:
+        load_config({"VIDEO_STREAM_URLS_FILE": str(path)})
+
+    message = str(raised.value)
+    assert message.startswith(f"VIDEO_STREAM_URLS_FILE={str(path)!r} ")
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("text", "entry"),
+    [
+        ("door=rtsp://admin:s3cret@cam/a\ndoor=rtsp://u:s3cret@cam/b\n", "the name 'door' is taken twice"),
+        ("Door=rtsp://admin:s3cret@cam/stream\n", "entry 'Door' (its URL not shown): the name must be"),
+        ("rtsp://admin:s3cret@cam/stream?token=s3cret\n", "entry 1 (not shown: it may carry a credential)"),
+        ("door=rtsp://cam/live?token=s3cret,rtsp://admin:s3cret@cam/x\n", "entry 2 (not shown"),
+        ("\n\n", "there is no entry"),
+    ],
+)
+def test_a_bad_entry_in_the_cameras_file_never_shows_a_password_or_a_query(
+    tmp_path: Path, text: str, entry: str
+) -> None:
+    path = tmp_path / "urls"
+    path.write_text(text)
+
+    with pytest.raises(ConfigError) as raised:
+        load_config({"VIDEO_STREAM_URLS_FILE": str(path)})
+
+    message = str(raised.value)
+    assert message.startswith(f"VIDEO_STREAM_URLS_FILE={str(path)!r}: ") and entry in message
+    assert "s3cret" not in message and "token" not in message
+
+
+def test_a_bad_entry_of_the_variable_never_shows_a_password_either() -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_config({"VIDEO_STREAM_URLS": "door=rtsp://cam/a,door=rtsp://admin:s3cret@cam/b"})
+
+    message = str(raised.value)
+    assert message.startswith("VIDEO_STREAM_URLS: entry 'door' (its URL not shown): the name 'door' is taken")
+    assert "s3cret" not in message

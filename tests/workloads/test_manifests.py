@@ -23,6 +23,7 @@ import pytest
 import yaml
 from cryptography import x509
 
+from edgeface.config import load_config
 from playbook import REPO_ROOT, ansible_env, path_without_container_engines, run_playbook
 from servers import Registry, S3Server, wait_until
 
@@ -695,6 +696,73 @@ def test_bad_cameras_are_refused_naming_the_variable_and_entry(
     assert all(text in out for text in named), out[-3000:]
     assert "Pa55word" not in out
     assert not (tmp_path / "localhost").exists(), "the role wrote objects before its checks"
+
+
+def render_webapp_alone(tmp: Path, **settings: Any) -> tuple[Path, str]:
+    """The webapp role alone on the manifests runtime (no images, no registry: the tags stand in),
+    into `tmp`: the device's tree and what the play printed."""
+    playbook = tmp / "role.yml"
+    playbook.write_text(ROLE_ALONE.format(role="webapp"))
+    result = run_playbook(
+        str(playbook),
+        "-i",
+        device_inventory(tmp),
+        extra_vars={
+            "edge_runtime": "manifests",
+            "edge_manifests_dir": str(tmp),
+            "edge_profile_address": "127.0.0.1",
+            "webapp_profile": "nuc",
+            **settings,
+        },
+    )
+    return tmp / "localhost", result.stdout + result.stderr
+
+
+def files_holding(tree: Path, *secrets: str) -> list[Path]:
+    """The files of `tree` in which any of `secrets` appears."""
+    files = [path for path in tree.rglob("*") if path.is_file()]
+    return [path for path in files if any(secret in path.read_text() for secret in secrets)]
+
+
+def test_a_camera_url_with_a_password_reaches_the_app_from_a_secret_never_the_tree(tmp_path: Path) -> None:
+    """A camera URL with a password (or a token in its query) is no environment value: every camera
+    goes to the app as a line of the file `urls` of the Secret webapp-cameras, which the tree names
+    and never holds (its file is written beside the inventory); a changed URL restarts the pod."""
+    door = "rtsp://admin:s3cret@10.0.0.5/stream"
+    tree, out = render_webapp_alone(tmp_path, webapp_cameras=[{"name": "door", "url": door}])
+
+    deployment = load_tree(tree)["webapp/Deployment/webapp"]
+    validate(deployment)
+    pod = deployment["spec"]["template"]["spec"]
+    (app,) = pod["containers"]
+    env = env_of(app)
+    assert env["VIDEO_STREAM_URLS_FILE"] == "/etc/edgeface/cameras/urls"
+    assert "VIDEO_STREAM_URL" not in env and "VIDEO_STREAM_URLS" not in env
+    assert {"name": "cameras", "secret": {"secretName": "webapp-cameras"}} in pod["volumes"]
+    assert {"name": "cameras", "mountPath": "/etc/edgeface/cameras", "readOnly": True} in app["volumeMounts"]
+    folder = tmp_path / "credentials" / "localhost-webapp-cameras"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / "urls").stat().st_mode & 0o777 == 0o600
+    assert (folder / "urls").read_text() == f"door={door}\n"
+    # The app reads that file as the role wrote it.
+    cameras = load_config({"VIDEO_STREAM_URLS_FILE": str(folder / "urls")}).cameras
+    assert [(camera.name, camera.url) for camera in cameras] == [("door", door)]
+    assert not files_holding(tree, "s3cret")
+    assert "s3cret" not in out
+    restart = deployment["spec"]["template"]["metadata"]["annotations"]["edgeai.appliance/secret-sha256"]
+
+    # A new password, and a camera whose token is in its query: both in the file, neither in the tree.
+    hall = "rtsp://cam.example.com/live?token=t0ken"
+    cameras_now = [{"name": "door", "url": door.replace("s3cret", "n3wer")}, {"name": "hall", "url": hall}]
+    tree, out = render_webapp_alone(tmp_path, webapp_cameras=cameras_now)
+
+    template = load_tree(tree)["webapp/Deployment/webapp"]["spec"]["template"]
+    assert template["metadata"]["annotations"]["edgeai.appliance/secret-sha256"] != restart
+    assert "VIDEO_STREAM_URLS" not in env_of(template["spec"]["containers"][0])
+    assert (folder / "urls").read_text() == f"door={cameras_now[0]['url']}\nhall={hall}\n"
+    secrets = ("s3cret", "n3wer", "t0ken")
+    assert not files_holding(tree, *secrets)
+    assert not [secret for secret in secrets if secret in out]
 
 
 @pytest.mark.parametrize(("variable", "typo"), [("edge_runtime", "podmann"), ("edge_mqtt", "embeded")])

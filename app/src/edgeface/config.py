@@ -29,6 +29,12 @@ slower stream gives as many updates as it has frames; set 1 to save power.
 `VIDEO_STREAM_URLS` (new): several cameras, `name=url,name=url,...` (names 1-32 of a-z 0-9 -, URLs
 without a comma); it wins over `VIDEO_STREAM_URL` / `VIDEO_DEVICE_ID`, whose one camera is named
 after the last part of its URL's path (`test` for rtmp://nginx-rtmp:1935/live/test), else `camera`.
+`VIDEO_STREAM_URLS_FILE` (new): the path of a file holding the same `name=url` entries, separated by
+commas or line breaks (blank lines skipped), for URLs that carry a password or a token: a file of a
+Secret, not the environment (the roles put them there). It is read once at start and wins like
+`VIDEO_STREAM_URLS`; setting both is refused. An error about an entry that may carry a credential
+names the entry by its name alone, and the log and `/api/status` show URLs with their password and
+query values as `***` (edgeface.redaction).
 
 `FACE_TRACK_SECONDS` (default **2**): a face on screen, once tried FIRST_ATTEMPTS times, is
 encoded again this often to check its name (edgeface.tracks); 0 checks whenever a worker is free.
@@ -77,6 +83,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
+from edgeface.redaction import may_carry_secret
+
 DEFAULT_STREAM_URL = "rtmp://nginx-rtmp:1935/live/test"
 CAMERA_NAME = re.compile(r"[a-z0-9-]{1,32}")
 DEFAULT_CAMERA = "camera"
@@ -123,19 +131,38 @@ def camera_name_of(url: str) -> str:
     return tail if CAMERA_NAME.fullmatch(tail) else DEFAULT_CAMERA
 
 
-def parse_cameras(text: str) -> tuple[CameraSpec, ...]:
-    """VIDEO_STREAM_URLS: `name=url,name=url,...`; ValueError naming the bad entry."""
+def parse_cameras(text: str, *, lines: bool = False) -> tuple[CameraSpec, ...]:
+    """VIDEO_STREAM_URLS: `name=url,name=url,...`; with `lines` (VIDEO_STREAM_URLS_FILE's text) the
+    entries are separated by commas or line breaks and blank ones are skipped. ValueError naming the
+    bad entry (by its name alone when it may carry a credential: `shown_entry`)."""
+    entries = [entry.strip() for entry in (re.split(r"[,\n]", text) if lines else text.split(","))]
+    if lines:
+        entries = [entry for entry in entries if entry]
+        if not entries:
+            raise ValueError("there is no entry")
     cameras: list[CameraSpec] = []
-    for entry in text.split(","):
-        name, equals, url = entry.strip().partition("=")
+    for number, entry in enumerate(entries, 1):
+        name, equals, url = entry.partition("=")
+        shown = shown_entry(entry, number)
         if not equals or not url.strip():
-            raise ValueError(f"entry {entry.strip()!r} is not name=url")
+            raise ValueError(f"{shown} is not name=url")
         if not CAMERA_NAME.fullmatch(name.strip()):
-            raise ValueError(f"entry {entry.strip()!r}: the name must be 1-32 of a-z 0-9 -")
+            raise ValueError(f"{shown}: the name must be 1-32 of a-z 0-9 -")
         if any(camera.name == name.strip() for camera in cameras):
-            raise ValueError(f"entry {entry.strip()!r}: the name {name.strip()!r} is taken twice")
+            raise ValueError(f"{shown}: the name {name.strip()!r} is taken twice")
         cameras.append(CameraSpec(name.strip(), url.strip()))
     return tuple(cameras)
+
+
+def shown_entry(entry: str, number: int) -> str:
+    """How an error names camera entry `number` (from 1): the entry itself, or, when it may carry a
+    credential (a user part or a query), its name alone, or its number when it has no name."""
+    if not may_carry_secret(entry):
+        return f"entry {entry!r}"
+    name = entry.partition("=")[0].strip()
+    if name and not re.search(r"[:/@?#]", name):
+        return f"entry {name!r} (its URL not shown)"
+    return f"entry {number} (not shown: it may carry a credential)"
 
 
 @dataclass(frozen=True)
@@ -345,15 +372,35 @@ def _bucket(text: str) -> str:
 
 
 def _parse_cameras(environ: Mapping[str, str]) -> tuple[CameraSpec, ...] | None:
-    raw = environ.get("VIDEO_STREAM_URLS")
-    if raw is None or raw.strip() == "":
+    """VIDEO_STREAM_URLS's cameras, or VIDEO_STREAM_URLS_FILE's (never both); None when neither is set."""
+    raw, path = (environ.get(name, "").strip() for name in ("VIDEO_STREAM_URLS", "VIDEO_STREAM_URLS_FILE"))
+    if raw and path:
+        raise ConfigError(
+            "VIDEO_STREAM_URLS and VIDEO_STREAM_URLS_FILE are both set: set one (the file for URLs that"
+            " carry a password or a token)"
+        )
+    if path:
+        variable, text = f"VIDEO_STREAM_URLS_FILE={path!r}", _read_cameras_file(Path(path))
+        expected = "name=url entries, one a line or separated by commas"
+    elif raw:
+        variable, text, expected = "VIDEO_STREAM_URLS", environ["VIDEO_STREAM_URLS"], "name=url,name=url,..."
+    else:
         return None
     try:
-        return parse_cameras(raw)
+        return parse_cameras(text, lines=bool(path))
     except ValueError as error:
-        raise ConfigError(
-            f"VIDEO_STREAM_URLS: {error}; expected name=url,name=url,... (names 1-32 of a-z 0-9 -)"
-        ) from None
+        raise ConfigError(f"{variable}: {error}; expected {expected} (names 1-32 of a-z 0-9 -)") from None
+
+
+def _read_cameras_file(path: Path) -> str:
+    """VIDEO_STREAM_URLS_FILE's text; ConfigError naming the variable and the path, never the content."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"VIDEO_STREAM_URLS_FILE={str(path)!r} is not UTF-8 text") from None
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ConfigError(f"VIDEO_STREAM_URLS_FILE={str(path)!r} cannot be read: {reason}") from None
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> AppConfig:

@@ -1,6 +1,10 @@
 """Source stage: one capture thread that keeps only the newest frame, and survives a dropped stream.
 
+Inputs: an RTMP/RTSP/HTTP URL, a video file (played at its own rate, looped) or a local camera
+index. A source is shown (`description`: the log, `/api/status`'s `source.error`) with its URL's
+password and query values as `***` (edgeface.redaction).
 
+Stream faults. OpenCV's FFmpeg `read()` blocks ~30 s when a publisher vanishes and opening an RTMP
 stream probes for ~5 s. So:
 - every capture is opened with `CAP_PROP_OPEN_TIMEOUT_MSEC` and `CAP_PROP_READ_TIMEOUT_MSEC`; a
   read that times out leaves the FFmpeg demuxer broken ("Packet mismatch" on every later read,
@@ -44,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from edgeface.liveness import Heartbeat
+from edgeface.redaction import redacted
 from edgeface.scanning import thumbnail
 
 log = logging.getLogger(__name__)
@@ -193,7 +198,9 @@ class VideoSource:
 
     @property
     def description(self) -> str:
-        return f"camera {self.device}" if self.device is not None else self.url
+        """What the log and the status call this source: its camera index, or its URL without a
+        password or query values (a file path as it is)."""
+        return f"camera {self.device}" if self.device is not None else redacted(self.url)
 
     def start(self) -> VideoSource:
         if self._thread is None:
