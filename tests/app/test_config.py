@@ -20,7 +20,7 @@ def test_no_settings_gives_the_documented_defaults() -> None:
     assert (
         config.face_ratio == 1.0
     )  # scale 1 x 2^1: faces down to 40 px (the seed's 0.25 finds none under 140)
-    assert config.face_min_size == 40
+    assert config.face_min_size == 20
     assert config.face_unknown_distance is None  # unset: the tolerance + 0.1
     assert config.video_processing_fps == 15.0  # departs from the seed's 1: >= 10 named updates/s
     assert config.face_tolerance is None  # unset: the tolerance recorded in the model
