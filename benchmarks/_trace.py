@@ -64,30 +64,30 @@ class NamingTrace:
         from edgeface.inference import ScanJob
 
         trace = cls()
-        infer, scanned = CameraLoop.infer, pipeline.tracks.scanned
+        infer_each, scanned = CameraLoop.infer_each, pipeline.tracks.scanned
 
-        def traced_infer(loop: Any, frame: Any, job: Any, priority: Any = None) -> Any:
+        def traced_infer_each(loop: Any, frame: Any, jobs: Any, priority: Any = None) -> Any:
             started = time.monotonic()
-            result = infer(loop, frame, job, priority)
-            if loop.camera is not pipeline.first:
-                return result
-            clip = read_number(frame.image)
-            with trace.lock:
-                trace.clips[frame.number] = clip
-                if isinstance(job, ScanJob) and result is not None:
-                    trace.scans.append(
-                        Scan(
-                            clip,
-                            started,
-                            time.monotonic(),
-                            list(job.regions),
-                            result.found,
-                            result.seconds,
-                            len(result.attempts),
-                            type(loop).__name__,
-                        )
-                    )
-            return result
+            for index, result in infer_each(loop, frame, jobs, priority):
+                if loop.camera is pipeline.first:
+                    job = jobs[index]
+                    clip = read_number(frame.image)
+                    with trace.lock:
+                        trace.clips[frame.number] = clip
+                        if isinstance(job, ScanJob) and result is not None:
+                            trace.scans.append(
+                                Scan(
+                                    clip,
+                                    started,
+                                    time.monotonic(),
+                                    list(job.regions),
+                                    result.found,
+                                    result.seconds,
+                                    len(result.attempts),
+                                    type(loop).__name__,
+                                )
+                            )
+                yield index, result
 
         def traced_scanned(frame_number: int, found: Any, attempts: Any) -> None:
             scanned(frame_number, found, attempts)
@@ -96,7 +96,7 @@ class NamingTrace:
                     clip = trace.clips.get(frame_number, -1)
                     trace.votes.append(Vote(clip, time.monotonic(), pipeline.tracks.shown()))
 
-        CameraLoop.infer = traced_infer  # type: ignore[method-assign]
+        CameraLoop.infer_each = traced_infer_each  # type: ignore[method-assign]
         pipeline.tracks.scanned = traced_scanned
         return trace
 

@@ -51,6 +51,44 @@ def test_an_urgent_job_overtakes_the_jobs_waiting_before_it(obama_model: Path, s
     assert finished == ["busy", "urgent", "scan"]
 
 
+def test_of_equal_priority_a_small_job_overtakes_a_large_one_submitted_just_before(
+    obama_model: Path, sample_photos: Path
+) -> None:
+    """A face that appeared in a small region on one camera is not kept waiting behind the large
+    pieces of another camera's pan; jobs submitted together come back as each is done."""
+    stopping = threading.Event()
+    pool = WorkerPool(AppConfig(model_filename=obama_model, inference_workers=1), Liveness(), stopping)
+    pool.start()
+    frame = face_frame(sample_photos)
+    whole, small = ScanJob([Box(0, 1280, 720, 0)]), ScanJob([Box(0, 200, 200, 0)])
+    finished: list[str] = []
+
+    def submit(name: str, job: ScanJob) -> None:
+        assert pool.infer(frame, job, SCAN) is not None
+        finished.append(name)
+
+    try:
+        wait_until(lambda: pool.ready, 120, "the worker's hello")
+        threads = [threading.Thread(target=submit, args=("busy", whole))]
+        threads[0].start()
+        time.sleep(0.1)  # the worker took it
+        for name, job in (("large", whole), ("small", small)):
+            threads.append(threading.Thread(target=submit, args=(name, job)))
+            threads[-1].start()
+            time.sleep(0.02)
+        for thread in threads:
+            thread.join(30)
+        together = list(pool.infer_each(frame, [whole, small], SCAN))
+    finally:
+        stopping.set()
+        pool.close_input()
+        pool.stop(lambda: 2.0)
+
+    assert finished == ["busy", "small", "large"]
+    assert [index for index, _ in together] == [1, 0]  # the small one first, each with its result
+    assert len(together[1][1].found) == 2 and together[0][1].found == []
+
+
 def test_a_job_sends_the_worker_only_the_part_it_looks_at(obama_model: Path, sample_photos: Path) -> None:
     from edgeface.inference import InferenceWorker, job_extent
 

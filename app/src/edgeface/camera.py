@@ -11,16 +11,16 @@ Threads of a camera, whatever the number of viewers:
   viewers, while someone watches (edgeface.broadcaster); "no signal" twice a second meanwhile.
 
 The two inference loops hand their jobs to the device's shared workers (edgeface.workers), the
-most urgent first: a new scene's halves and a face never tried before following, following before
-the rest of the scanning. With several cameras, each loop's name carries its camera's
-(`capture door`).
+most urgent first: a new scene's halves (both at once, by whichever loop sees the cut first) and a
+face never tried before following, following before the rest of the scanning. With several
+cameras, each loop's name carries its camera's (`capture door`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 
 from edgeface.annotator import annotate, no_signal_frame
@@ -112,8 +112,16 @@ class CameraLoop:
         return frame
 
     def infer(self, frame: Frame, job: Job, priority: int | None = None) -> InferenceResult | None:
+        for _, result in self.infer_each(frame, [job], priority):
+            return result
+        return None
+
+    def infer_each(
+        self, frame: Frame, jobs: Sequence[Job], priority: int | None = None
+    ) -> Iterator[tuple[int, InferenceResult | None]]:
+        """`jobs` on `frame` at once (edgeface.workers.WorkerPool.infer_each)."""
         self.heartbeat.beat(JOB_SECONDS)
-        return self.pool.infer(frame.image, job, self.priority if priority is None else priority)
+        return self.pool.infer_each(frame.image, jobs, self.priority if priority is None else priority)
 
     def follow(self, frame: Frame) -> float | None:
         """Re-detect the faces on screen on `frame` around where they were; the worker's seconds
@@ -129,18 +137,23 @@ class CameraLoop:
         return result.seconds
 
     def scan_scene_part(self, frame: Frame) -> bool:
-        """Scan a part of a new scene nobody took yet on `frame`, and make the first attempts of
-        the faces it finds at once (a round trip saved on every cut). False when there was no
-        part to take."""
-        taken = self.scene.part(frame.image, frame.grey)
-        if taken is None:
+        """Scan the parts of a new scene nobody took yet on `frame`, all at once on the workers
+        free (the first of a camera's loops to see the cut takes them all: the other may be busy
+        for a while), and make the first attempts of the faces they find in the same jobs (a
+        round trip saved on every cut). False when there was no part to take."""
+        taken = []
+        while (part := self.scene.part(frame.image, frame.grey)) is not None:
+            taken.append(part)
+        if not taken:
             return False
-        part, region = taken
         try:
-            job = ScanJob([region])  # its faces' first attempts in the same job
-            self.report(frame, self.infer(frame, job, URGENT), whole=True)
+            jobs = [ScanJob([region]) for _, region in taken]  # its faces' first attempts in the same job
+            for index, result in self.infer_each(frame, jobs, URGENT):
+                self.report(frame, result, whole=True)
+                self.scene.share.done(taken[index][0])
         finally:
-            self.scene.share.done(part)
+            for part_id, _ in taken:
+                self.scene.share.done(part_id)  # a part not reported (the pool stopped) holds nobody up
         return True
 
     def attempt(self, frame: Frame, faces: list[tuple[int, Box]]) -> float | None:
@@ -179,8 +192,8 @@ class CameraLoop:
 
 class FollowLoop(CameraLoop):
     """Every update (up to VIDEO_PROCESSING_FPS): re-detects the faces on screen around where they
-    were and shows them with their voted names. While a new scene's first scan has a half nobody
-    took yet (nobody to follow then), it scans that half first: the scanner takes the other one.
+    were and shows them with their voted names. When it sees a new scene first (nobody to follow
+    then), it hands both halves of its first scan to the workers at once.
     A face never tried yet it tries once after the update, beside the scanner: the faces of a cut
     are named two at a time."""
 
@@ -227,10 +240,10 @@ class ScanLoop(CameraLoop):
     picture changed there, and makes the recognition attempts the faces on screen are due
     (SCAN_ENCODINGS a scan; a face never tried goes first, on its own); while nothing changes,
     one tile every IDLE_SECONDS. It rests only when its ScanBudget says (a pan rescanned whole
-    costs at most half a core), and not after a cut. Of a new scene it scans a half nobody took
-    yet, then waits for the other half's faces. Where the picture changed but no face was found,
-    it looks again at a finer scale when the configured one cannot find a 25 px face
-    (edgeface.scanning.FineLook)."""
+    costs at most half a core), and not after a cut. When it sees a new scene first, it hands
+    both halves of its first scan to the workers at once; else it waits for their faces. Where
+    the picture changed but no face was found, it looks again at a finer scale when the
+    configured one cannot find a 25 px face (edgeface.scanning.FineLook)."""
 
     name = "scan"
     interval = IDLE_SECONDS
@@ -278,35 +291,42 @@ class ScanLoop(CameraLoop):
     def scan(
         self, frame: Frame, regions: list[Box], due: list[tuple[int, Box]], followed: list[Box], whole: bool
     ) -> float | None:
-        """Scan `regions` of `frame` one job each (the attempts `due` with the first; the faces
-        `followed` not encoded again), stopping when the scene cuts meanwhile; the workers'
-        seconds, None when one failed."""
-        spent = 0.0
+        """Scan `regions` of `frame`, one job each, the smallest first (the attempts `due` with
+        the first; the faces `followed` not encoded again), stopping when the scene cuts
+        meanwhile; the workers' seconds, None when one failed. One job at a time: each camera
+        has at most one scan waiting for the workers, so that no camera's pan holds up the
+        others' (edgeface.workers)."""
+        ordered = sorted(regions, key=lambda box: box.width * box.height)
+        jobs = [
+            ScanJob([] if region is None else [region], due if not index else (), followed)
+            for index, region in enumerate(ordered or [None])
+        ]
         self.found = []
-        for index, region in enumerate(regions or [None]):
-            if index and not self.scene.current(frame):
-                break  # the rest is of a scene that is gone
-            job = ScanJob([] if region is None else [region], due if not index else (), followed)
-            result = self.infer(frame, job)
-            seconds = self.report(frame, result, whole and not index)
-            if result is None or seconds is None:
-                return None
-            self.found += result.found
-            spent += seconds
-        return spent
+        return self.run_each(frame, jobs, whole)
 
     def look_finely(self, frame: Frame, changed: list[Box], spent: float) -> float | None:
         """After a scan of the `changed` regions of `frame` that took `spent` s: those where it
         found no face scanned again at FINE_SCALE (FineLook says which); the seconds in all."""
         if self.fine is None:
             return spent
-        for region in self.fine.regions(changed, self.found, frame.image.shape[:2]):
-            if not self.scene.current(frame):
-                break
-            job = ScanJob([region], known=self.tracks.boxes(), scale=FINE_SCALE)
-            seconds = self.report(frame, self.infer(frame, job), whole=False)
-            if seconds is None:
+        fine = self.fine.regions(changed, self.found, frame.image.shape[:2])
+        jobs = [ScanJob([region], known=self.tracks.boxes(), scale=FINE_SCALE) for region in fine]
+        seconds = self.run_each(frame, jobs, whole=False)
+        return None if seconds is None else spent + seconds
+
+    def run_each(self, frame: Frame, jobs: list[ScanJob], whole: bool) -> float | None:
+        """`jobs` on `frame` one after the other, stopping when the scene cuts meanwhile (the
+        first counts as the whole frame's when `whole`); the faces found join `found`. The
+        workers' seconds, None when one failed."""
+        spent = 0.0
+        for index, job in enumerate(jobs):
+            if index and not self.scene.current(frame):
+                break  # the rest is of a scene that is gone
+            result = self.infer(frame, job)
+            seconds = self.report(frame, result, whole and not index)
+            if result is None or seconds is None:
                 return None
+            self.found += result.found
             spent += seconds
         return spent
 

@@ -326,10 +326,11 @@ class ScanBudget:
 
 
 def _body_zone(face: Box) -> Box:
-    """Where a followed face's own head and body move: its box, 1.5 widths either side, from half
-    a height above it to 6 heights below."""
+    """Where a followed face's own head and body move: its box, 1.5 widths either side, from a
+    height and PAD above it (the hair, and the PAD a changed region is grown by) to 6 heights
+    below."""
     return Box(
-        face.top - face.height // 2,
+        face.top - face.height - PAD,
         face.right + int(face.width * 1.5),
         face.bottom + face.height * 6,
         face.left - int(face.width * 1.5),

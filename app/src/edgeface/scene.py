@@ -6,9 +6,9 @@ and where the next scans look.
 - The first thread to see a frame of a new scene (the display or an inference loop) begins it
   (`enter`): the faces followed so far are someone else's (`FaceTracks.cut`), none is drawn until
   found again (`clear`), the next scan is of the whole frame, and a resting scanner wakes up.
-- That whole-frame scan is cut in halves for the first two workers free (`part`), so that a cut's
-  faces are found in half the time with two workers; `plan` gives every later scan
-  (edgeface.scanning.ScanPlanner).
+- That whole-frame scan is cut in halves (`part`), both handed to the workers at once by the loop
+  that took them, so that a cut's faces are found in half the time with two workers; `plan`
+  gives every later scan (edgeface.scanning.ScanPlanner).
 """
 
 from __future__ import annotations
@@ -80,8 +80,8 @@ class Scene:
         """(id, region) of a part of a new scene's first scan that nobody took yet, to scan on
         `image` (HxWx3; `grey`: its thumbnail when already made), or None; `share.done(id)` once
         reported. The first caller after restart() cuts `image` in halves
-        (edgeface.scanning.halves) and makes it the reference of the next plans; each half goes
-        to the first loop free to scan it."""
+        (edgeface.scanning.halves) and makes it the reference of the next plans; a camera's loop
+        takes every half there is (edgeface.camera)."""
         with self._planner_lock:
             return self.share.take(
                 lambda: self._planner.plan(image, [], grey=grey).regions[0], split=self._split

@@ -2,8 +2,11 @@
 
 dlib runs on one core per worker process (edgeface.inference), so a device has as many workers as
 it has cores to give (`INFERENCE_WORKERS`), whatever its number of cameras. Each camera's loops
-(edgeface.camera) hand their jobs to the pool and wait for the result; one thread per worker
-takes the most urgent job waiting, first come first served within a priority:
+(edgeface.camera) hand their jobs to the pool and wait for the results; one thread per worker
+takes the most urgent job waiting. Within a priority, the job that would be done first if each
+ran alone goes first (submitted + its expected seconds, `job_seconds`): a small region where a
+face just appeared on one camera overtakes the large pieces of another camera's pan submitted
+a moment before, and a large piece waits at most its own length for smaller ones.
 
 - URGENT: a part of a new scene's first scan, a face never tried: a cut or a new face on any
   camera is looked at before anything else;
@@ -19,16 +22,18 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import queue
 import signal
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgeface.config import AppConfig
 from edgeface.detector import DetectorBackend
-from edgeface.inference import InferenceError, InferenceResult, InferenceWorker, Job, ModelInfo
+from edgeface.inference import InferenceError, InferenceResult, InferenceWorker, Job, ModelInfo, job_seconds
 from edgeface.liveness import Heartbeat, Liveness
 
 log = logging.getLogger(__name__)
@@ -114,15 +119,17 @@ class WorkerSlot:
 @dataclass(order=True)
 class _Request:
     priority: int
+    due: float  # monotonic time it would be done if it ran alone from its submission
     order: int
     image: np.ndarray = field(compare=False)
     job: Job = field(compare=False)
-    done: threading.Event = field(default_factory=threading.Event, compare=False)
+    index: int = field(compare=False)  # its place among the jobs submitted with it
+    finished: queue.SimpleQueue[int] = field(compare=False)  # where its index goes once done
     result: InferenceResult | None = field(default=None, compare=False)
 
     def finish(self, result: InferenceResult | None) -> None:
         self.result = result
-        self.done.set()
+        self.finished.put(self.index)
 
 
 class WorkerPool:
@@ -165,16 +172,38 @@ class WorkerPool:
     def infer(self, image: np.ndarray, job: Job, priority: int = SCAN) -> InferenceResult | None:
         """Run `job` on `image` (HxWx3 uint8 BGR) on the first worker free, the most urgent job
         first; None when the worker failed or the pool is stopping."""
-        request = _Request(priority, next(self._order), image, job)
+        for _, result in self.infer_each(image, [job], priority):
+            return result
+        return None
+
+    def infer_each(
+        self, image: np.ndarray, jobs: Sequence[Job], priority: int = SCAN
+    ) -> Iterator[tuple[int, InferenceResult | None]]:
+        """Run `jobs` on `image` at once, each on the first worker free: (index in `jobs`, result)
+        as each is done (None when its worker failed); it stops early when the pool stops."""
+        finished: queue.SimpleQueue[int] = queue.SimpleQueue()
+        now = time.monotonic()
+        requests = [
+            _Request(
+                priority, now + job_seconds(job, image.shape), next(self._order), image, job, index, finished
+            )
+            for index, job in enumerate(jobs)
+        ]
         with self._changed:
             if self._stopping.is_set():
-                return None
-            heapq.heappush(self._waiting, request)
-            self._changed.notify()
-        while not request.done.wait(WAIT_SECONDS):
-            if self._stopping.is_set():
-                return None
-        return request.result
+                return
+            for request in requests:
+                heapq.heappush(self._waiting, request)
+            self._changed.notify(len(requests))
+        for _ in requests:
+            while True:
+                try:
+                    index = finished.get(timeout=WAIT_SECONDS)
+                    break
+                except queue.Empty:
+                    if self._stopping.is_set():
+                        return
+            yield index, requests[index].result
 
     def _take(self) -> _Request | None:
         with self._changed:
