@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgeface.config import AppConfig
@@ -19,74 +21,64 @@ from servers import face_frame, wait_until
 pytestmark = pytest.mark.slow
 
 
-def test_an_urgent_job_overtakes_the_jobs_waiting_before_it(obama_model: Path, sample_photos: Path) -> None:
+WHOLE = ScanJob([Box(0, 1280, 720, 0)])  # ~0.3 s on one core: the worker is busy meanwhile
+
+
+@pytest.fixture
+def one_worker(obama_model: Path) -> Iterator[WorkerPool]:
     stopping = threading.Event()
     pool = WorkerPool(AppConfig(model_filename=obama_model, inference_workers=1), Liveness(), stopping)
     pool.start()
-    frame = face_frame(sample_photos)
-    whole = ScanJob([Box(0, 1280, 720, 0)])  # ~0.3 s on one core: the worker is busy meanwhile
-    finished: list[str] = []
-
-    def submit(name: str, priority: int) -> None:
-        result = pool.infer(frame, whole, priority)
-        assert result is not None and len(result.found) == 2
-        finished.append(name)
-
     try:
         wait_until(lambda: pool.ready, 120, "the worker's hello")
-        threads = [threading.Thread(target=submit, args=("busy", SCAN))]
-        threads[0].start()
-        time.sleep(0.1)  # the worker took it
-        for name, priority in (("scan", SCAN), ("urgent", URGENT)):
-            threads.append(threading.Thread(target=submit, args=(name, priority)))
-            threads[-1].start()
-            time.sleep(0.05)
-        for thread in threads:
-            thread.join(30)
+        yield pool
     finally:
         stopping.set()
         pool.close_input()
         pool.stop(lambda: 2.0)
 
-    assert finished == ["busy", "urgent", "scan"]
+
+def finishing_order(pool: WorkerPool, frame: np.ndarray, jobs: list[tuple[str, ScanJob, int]]) -> list[str]:
+    """The names of `jobs` (name, job, priority) as they finish, submitted in turn: the first while
+    the worker is idle, the others while it is busy with it."""
+    finished: list[str] = []
+
+    def submit(name: str, job: ScanJob, priority: int) -> None:
+        assert pool.infer(frame, job, priority) is not None
+        finished.append(name)
+
+    threads = []
+    for index, item in enumerate(jobs):
+        threads.append(threading.Thread(target=submit, args=item))
+        threads[-1].start()
+        time.sleep(0.1 if index == 0 else 0.03)  # the first one taken, the next ones waiting
+    for thread in threads:
+        thread.join(30)
+    return finished
+
+
+def test_an_urgent_job_overtakes_the_jobs_waiting_before_it(
+    one_worker: WorkerPool, sample_photos: Path
+) -> None:
+    frame = face_frame(sample_photos)
+    jobs = [("busy", WHOLE, SCAN), ("scan", WHOLE, SCAN), ("urgent", WHOLE, URGENT)]
+
+    assert finishing_order(one_worker, frame, jobs) == ["busy", "urgent", "scan"]
 
 
 def test_of_equal_priority_a_small_job_overtakes_a_large_one_submitted_just_before(
-    obama_model: Path, sample_photos: Path
+    one_worker: WorkerPool, sample_photos: Path
 ) -> None:
     """A face that appeared in a small region on one camera is not kept waiting behind the large
     pieces of another camera's pan; jobs submitted together come back as each is done."""
-    stopping = threading.Event()
-    pool = WorkerPool(AppConfig(model_filename=obama_model, inference_workers=1), Liveness(), stopping)
-    pool.start()
     frame = face_frame(sample_photos)
-    whole, small = ScanJob([Box(0, 1280, 720, 0)]), ScanJob([Box(0, 200, 200, 0)])
-    finished: list[str] = []
+    small = ScanJob([Box(0, 200, 200, 0)])
+    jobs = [("busy", WHOLE, SCAN), ("large", WHOLE, SCAN), ("small", small, SCAN)]
 
-    def submit(name: str, job: ScanJob) -> None:
-        assert pool.infer(frame, job, SCAN) is not None
-        finished.append(name)
-
-    try:
-        wait_until(lambda: pool.ready, 120, "the worker's hello")
-        threads = [threading.Thread(target=submit, args=("busy", whole))]
-        threads[0].start()
-        time.sleep(0.1)  # the worker took it
-        for name, job in (("large", whole), ("small", small)):
-            threads.append(threading.Thread(target=submit, args=(name, job)))
-            threads[-1].start()
-            time.sleep(0.02)
-        for thread in threads:
-            thread.join(30)
-        together = list(pool.infer_each(frame, [whole, small], SCAN))
-    finally:
-        stopping.set()
-        pool.close_input()
-        pool.stop(lambda: 2.0)
-
-    assert finished == ["busy", "small", "large"]
+    assert finishing_order(one_worker, frame, jobs) == ["busy", "small", "large"]
+    together = list(one_worker.infer_each(frame, [WHOLE, small], SCAN))
     assert [index for index, _ in together] == [1, 0]  # the small one first, each with its result
-    assert len(together[1][1].found) == 2 and together[0][1].found == []
+    assert [len(result.found) for _, result in together if result is not None] == [0, 2]
 
 
 def test_a_job_sends_the_worker_only_the_part_it_looks_at(obama_model: Path, sample_photos: Path) -> None:

@@ -139,22 +139,32 @@ class CameraLoop:
     def scan_scene_part(self, frame: Frame) -> bool:
         """Scan the parts of a new scene nobody took yet on `frame`, all at once on the workers
         free (the first of a camera's loops to see the cut takes them all: the other may be busy
-        for a while), and make the first attempts of the faces they find in the same jobs (a
-        round trip saved on every cut). False when there was no part to take."""
+        for a while). The parts only find faces; as each is reported, the first attempts of the
+        faces it found go to the workers at once, one job each (`attempt_all`): two faces in one
+        half are named in parallel, not one after the other. False when there was no part."""
         taken = []
         while (part := self.scene.part(frame.image, frame.grey)) is not None:
             taken.append(part)
         if not taken:
             return False
         try:
-            jobs = [ScanJob([region]) for _, region in taken]  # its faces' first attempts in the same job
+            jobs = [ScanJob([region], encode_found=False) for _, region in taken]
             for index, result in self.infer_each(frame, jobs, URGENT):
                 self.report(frame, result, whole=True)
                 self.scene.share.done(taken[index][0])
+                self.attempt_all(frame)
         finally:
             for part_id, _ in taken:
                 self.scene.share.done(part_id)  # a part not reported (the pool stopped) holds nobody up
         return True
+
+    def attempt_all(self, frame: Frame) -> None:
+        """The first attempts of the faces never tried, on `frame`, one job each and all at once
+        (as many as there are workers; the others wait for a loop's next turn)."""
+        faces = self.tracks.to_encode(limit=len(self.pool.workers), untried=True)
+        jobs = [ScanJob([], [face]) for face in faces]
+        for _, result in self.infer_each(frame, jobs, URGENT):
+            self.report(frame, result, whole=False)
 
     def attempt(self, frame: Frame, faces: list[tuple[int, Box]]) -> float | None:
         """Recognition attempts only, on `frame`, of `faces` (track id, box; from to_encode), as
