@@ -112,7 +112,7 @@ class CameraLoop:
         return frame
 
     def infer(self, frame: Frame, job: Job, priority: int | None = None) -> InferenceResult | None:
-        for _, result in self.infer_each(frame, [job], priority):
+        for _index, result in self.infer_each(frame, [job], priority):
             return result
         return None
 
@@ -148,13 +148,13 @@ class CameraLoop:
         if not taken:
             return False
         try:
-            jobs = [ScanJob([region], encode_found=False) for _, region in taken]
+            jobs = [ScanJob([region], encode_found=False) for _part, region in taken]
             for index, result in self.infer_each(frame, jobs, URGENT):
                 self.report(frame, result, whole=True)
                 self.scene.share.done(taken[index][0])
                 self.attempt_all(frame)
         finally:
-            for part_id, _ in taken:
+            for part_id, _region in taken:
                 self.scene.share.done(part_id)  # a part not reported (the pool stopped) holds nobody up
         return True
 
@@ -163,7 +163,7 @@ class CameraLoop:
         (as many as there are workers; the others wait for a loop's next turn)."""
         faces = self.tracks.to_encode(limit=len(self.pool.workers), untried=True)
         jobs = [ScanJob([], [face]) for face in faces]
-        for _, result in self.infer_each(frame, jobs, URGENT):
+        for _index, result in self.infer_each(frame, jobs, URGENT):
             self.report(frame, result, whole=False)
 
     def attempt(self, frame: Frame, faces: list[tuple[int, Box]]) -> float | None:

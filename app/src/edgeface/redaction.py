@@ -43,5 +43,5 @@ def redacted(url: str) -> str:
 
 def _masked(item: str) -> str:
     """One `key=value` of a query with its value hidden (a bare item is all value)."""
-    key, equals, _ = item.partition("=")
+    key, equals, _value = item.partition("=")
     return f"{key}={MASK}" if equals else MASK if item else item

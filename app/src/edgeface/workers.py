@@ -172,7 +172,7 @@ class WorkerPool:
     def infer(self, image: np.ndarray, job: Job, priority: int = SCAN) -> InferenceResult | None:
         """Run `job` on `image` (HxWx3 uint8 BGR) on the first worker free, the most urgent job
         first; None when the worker failed or the pool is stopping."""
-        for _, result in self.infer_each(image, [job], priority):
+        for _index, result in self.infer_each(image, [job], priority):
             return result
         return None
 
@@ -195,7 +195,7 @@ class WorkerPool:
             for request in requests:
                 heapq.heappush(self._waiting, request)
             self._changed.notify(len(requests))
-        for _ in requests:
+        for _request in requests:
             while True:
                 try:
                     index = finished.get(timeout=WAIT_SECONDS)
