@@ -149,9 +149,7 @@ def run(count: int, scratch: Path, rtmp: Any, decode_fps: float, viewer: tuple[P
             pipeline.stop()
     clip = ClipBuilder(sample_photos_dir())
     truth = clip.truth()
-    clip_video = (
-        clip.video(scratch / "clip.mp4") if not (scratch / "clip.mp4").is_file() else scratch / "clip.mp4"
-    )
+    clip_video = clip.video(scratch / "clip.mp4")  # made once, by the first count
     clip_names = [f"clip{index}" for index in range(count)]
     clip_config = AppConfig(
         model_filename=model,

@@ -16,6 +16,7 @@ import base64
 import contextlib
 import datetime
 import ipaddress
+import itertools
 import json
 import os
 import secrets
@@ -30,7 +31,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -167,25 +168,37 @@ def face_video(photos: Path, directory: Path, seconds: int = 4) -> Path:
     if target.is_file():
         return target
     base = face_frame(photos)
-    width, height = FRAME_SIZE
+    width = FRAME_SIZE[0]
+
+    def frames() -> Iterator[np.ndarray]:
+        for index in range(seconds * FRAME_RATE):
+            frame = base.copy()
+            frame[690:710] = 96
+            x = (index * 20) % (width - 20)
+            frame[690:710, x : x + 20] = 255
+            yield frame
+
+    return encode_video(frames(), target)
+
+
+def encode_video(frames: Iterable[np.ndarray], target: Path, rate: int = FRAME_RATE) -> Path:
+    """`frames` (BGR, all of one size) as an H.264 MP4 at `rate` fps with a keyframe every second,
+    written to `target` through a temporary file (a half-written video is never taken for one)."""
+    frames = iter(frames)
+    first = next(frames)
+    height, width = first.shape[:2]
+    partial = target.with_name(target.name + ".tmp.mp4")
     command = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24"]
-    command += ["-s", f"{width}x{height}", "-r", str(FRAME_RATE), "-i", "-", "-c:v", "libx264"]
-    command += ["-preset", "veryfast", "-g", str(FRAME_RATE), "-pix_fmt", "yuv420p", str(target) + ".tmp.mp4"]
-    encoder = subprocess.Popen(
-        command,
-        stdin=subprocess.PIPE,
-    )
+    command += ["-s", f"{width}x{height}", "-r", str(rate), "-i", "-", "-c:v", "libx264"]
+    command += ["-preset", "veryfast", "-g", str(rate), "-pix_fmt", "yuv420p", str(partial)]
+    encoder = subprocess.Popen(command, stdin=subprocess.PIPE)
     assert encoder.stdin is not None
-    for index in range(seconds * FRAME_RATE):
-        frame = base.copy()
-        frame[690:710] = 96
-        x = (index * 20) % (width - 20)
-        frame[690:710, x : x + 20] = 255
+    for frame in itertools.chain([first], frames):
         encoder.stdin.write(frame.tobytes())
     encoder.stdin.close()
     if encoder.wait() != 0:
-        raise RuntimeError("ffmpeg could not encode the face video")
-    os.replace(str(target) + ".tmp.mp4", target)
+        raise RuntimeError(f"ffmpeg could not encode {target.name}")
+    os.replace(partial, target)
     return target
 
 

@@ -3,7 +3,6 @@ picture changed (edgeface.scanning.FineLook), named when known and never named w
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from edgeface.inference import InferenceWorker, ScanJob
 from edgeface.pipeline import Pipeline
 from edgeface.scanning import FINE_CELLS, FINE_MOST, FINE_SCALE, FINE_SECONDS, FineLook
 from edgeface.values import Box, Detection
-from servers import Publisher, RtmpServer, face_crop, wait_until
+from servers import Publisher, RtmpServer, encode_video, face_crop, wait_until
 
 OBAMA = "Barack Obama"
 FRAME = (720, 1280)
@@ -98,18 +97,9 @@ def test_the_fine_look_takes_small_changed_regions_without_a_face_each_place_onc
 @pytest.fixture(scope="module")
 def small_faces_video(sample_photos: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """SECONDS s of `small_faces_frame` walking, H.264 at RATE fps (keyframe every second)."""
-    target = tmp_path_factory.mktemp("small") / "small-faces.mp4"
-    command = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24"]
-    command += ["-s", f"{FRAME[1]}x{FRAME[0]}", "-r", str(RATE), "-i", "-", "-c:v", "libx264"]
-    command += ["-preset", "veryfast", "-g", str(RATE), "-pix_fmt", "yuv420p", str(target)]
-    encoder = subprocess.Popen(command, stdin=subprocess.PIPE)
-    assert encoder.stdin is not None
     faces = small_faces(sample_photos)
-    for step in range(SECONDS * RATE):
-        encoder.stdin.write(small_faces_frame(faces, step).tobytes())
-    encoder.stdin.close()
-    assert encoder.wait() == 0
-    return target
+    frames = (small_faces_frame(faces, step) for step in range(SECONDS * RATE))
+    return encode_video(frames, tmp_path_factory.mktemp("small") / "small-faces.mp4", RATE)
 
 
 @pytest.fixture(scope="module")
