@@ -26,6 +26,7 @@ from dataclasses import replace
 from edgeface.annotator import annotate, no_signal_frame
 from edgeface.broadcaster import Broadcaster
 from edgeface.config import AppConfig, CameraSpec
+from edgeface.detector import Detector
 from edgeface.inference import FollowJob, InferenceResult, Job, ScanJob
 from edgeface.liveness import Liveness
 from edgeface.metrics import CameraMetrics, MetricFamilies
@@ -264,9 +265,8 @@ class ScanLoop(CameraLoop):
         self.budget = ScanBudget()
         self.patrol_at = 0.0  # monotonic time the next idle tile is due
         config = camera.config
-        finer = 1.2 * config.face_ratio * 2**config.face_loc_ntu < FINE_SCALE
-        self.fine = FineLook() if finer else None
-        self.found: list[Box] = []  # the faces the last scan found
+        scale = Detector(config.face_loc_model, config.face_ratio, config.face_loc_ntu).scale
+        self.fine = FineLook() if 1.2 * scale < FINE_SCALE else None
 
     def step(self) -> None:
         frame = self.newer_frame(self.scanned)
@@ -288,11 +288,12 @@ class ScanLoop(CameraLoop):
             if not plan.regions and not due:
                 return  # nothing changed, nobody due: the next frame is looked at
             most = frame.image.shape[0] * frame.image.shape[1] // PIECES
-            seconds = self.scan(frame, pieces(plan.regions, most), due, followed, plan.whole)
-            if seconds is not None and plan.idle:
+            scanned = self.scan(frame, pieces(plan.regions, most), due, followed, plan.whole)
+            if scanned is not None and plan.idle:
                 self.patrol_at = time.monotonic() + IDLE_SECONDS
-            if seconds is not None and self.fine is not None and not (plan.whole or plan.idle):
-                seconds = self.look_finely(frame, plan.regions, seconds)
+            if scanned is not None and not (plan.whole or plan.idle):
+                scanned = self.look_finely(frame, plan.regions, scanned)
+            seconds = None if scanned is None else scanned[0]
         if seconds is None:
             return
         if self.scene.rest(self.budget.spend(seconds)):
@@ -300,35 +301,38 @@ class ScanLoop(CameraLoop):
 
     def scan(
         self, frame: Frame, regions: list[Box], due: list[tuple[int, Box]], followed: list[Box], whole: bool
-    ) -> float | None:
+    ) -> tuple[float, list[Box]] | None:
         """Scan `regions` of `frame`, one job each, the smallest first (the attempts `due` with
         the first; the faces `followed` not encoded again), stopping when the scene cuts
-        meanwhile; the workers' seconds, None when one failed. One job at a time: each camera
-        has at most one scan waiting for the workers, so that no camera's pan holds up the
-        others' (edgeface.workers)."""
+        meanwhile; the workers' seconds and the faces found, None when one failed. One job at a
+        time: each camera has at most one scan waiting for the workers, so that no camera's pan
+        holds up the others' (edgeface.workers)."""
         ordered = sorted(regions, key=lambda box: box.width * box.height)
         jobs = [
             ScanJob([] if region is None else [region], due if not index else (), followed)
             for index, region in enumerate(ordered or [None])
         ]
-        self.found = []
         return self.run_each(frame, jobs, whole)
 
-    def look_finely(self, frame: Frame, changed: list[Box], spent: float) -> float | None:
-        """After a scan of the `changed` regions of `frame` that took `spent` s: those where it
-        found no face scanned again at FINE_SCALE (FineLook says which); the seconds in all."""
+    def look_finely(
+        self, frame: Frame, changed: list[Box], scanned: tuple[float, list[Box]]
+    ) -> tuple[float, list[Box]] | None:
+        """After a scan of the `changed` regions of `frame` (its seconds and the faces it found):
+        those where it found no face scanned again at FINE_SCALE (FineLook says which, when the
+        configured scale cannot find a 25 px face); the seconds and faces in all."""
+        spent, found = scanned
         if self.fine is None:
-            return spent
-        fine = self.fine.regions(changed, self.found, frame.image.shape[:2])
+            return scanned
+        fine = self.fine.regions(changed, found, frame.image.shape[:2])
         jobs = [ScanJob([region], known=self.tracks.boxes(), scale=FINE_SCALE) for region in fine]
-        seconds = self.run_each(frame, jobs, whole=False)
-        return None if seconds is None else spent + seconds
+        again = self.run_each(frame, jobs, whole=False)
+        return None if again is None else (spent + again[0], found + again[1])
 
-    def run_each(self, frame: Frame, jobs: list[ScanJob], whole: bool) -> float | None:
+    def run_each(self, frame: Frame, jobs: list[ScanJob], whole: bool) -> tuple[float, list[Box]] | None:
         """`jobs` on `frame` one after the other, stopping when the scene cuts meanwhile (the
-        first counts as the whole frame's when `whole`); the faces found join `found`. The
-        workers' seconds, None when one failed."""
-        spent = 0.0
+        first counts as the whole frame's when `whole`): the workers' seconds and the faces
+        found, None when one failed."""
+        spent, found = 0.0, []
         for index, job in enumerate(jobs):
             if index and not self.scene.current(frame):
                 break  # the rest is of a scene that is gone
@@ -336,9 +340,9 @@ class ScanLoop(CameraLoop):
             seconds = self.report(frame, result, whole and not index)
             if result is None or seconds is None:
                 return None
-            self.found += result.found
+            found += result.found
             spent += seconds
-        return spent
+        return spent, found
 
 
 class DisplayLoop:

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeface.detector import overlap
 from edgeface.values import Box
 
 THUMBNAIL = (160, 90)  # (width, height) of the change map
@@ -216,7 +217,7 @@ class FineLook:
         for region in changed:
             if region.width * region.height > FINE_MOST * width * height:
                 continue
-            if any(overlaps(face, region) for face in found):
+            if any(overlap(face, region) > 0 for face in found):
                 continue  # the faces that moved there are found: they are the tracks'
             cells = _cells(region, width, height)
             if all(now - self._looked.get(cell, float("-inf")) < FINE_SECONDS for cell in cells):
@@ -224,16 +225,6 @@ class FineLook:
             self._looked.update(dict.fromkeys(cells, now))
             fine.append(region)
         return fine
-
-
-def overlaps(first: Box, second: Box) -> bool:
-    """Whether two boxes share any pixel."""
-    return (
-        first.left < second.right
-        and second.left < first.right
-        and first.top < second.bottom
-        and second.top < first.bottom
-    )
 
 
 def _cells(region: Box, width: int, height: int) -> list[tuple[int, int]]:
@@ -355,7 +346,7 @@ def _merged(boxes: list[Box]) -> list[Box]:
         for i, first in enumerate(merged):
             for j in range(i + 1, len(merged)):
                 second = merged[j]
-                if overlaps(first, second):
+                if overlap(first, second) > 0:
                     merged[i] = Box(
                         min(first.top, second.top),
                         max(first.right, second.right),
